@@ -1,0 +1,111 @@
+"""Configuration: defaults, then SDS_* environment, then explicit overrides. The only reader of os.environ."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from sds_registry.errors import ConfigError
+
+#: Development-only default: a SQLite file under ./instance/. Use PostgreSQL in real deployments.
+DEFAULT_DATABASE_URL = "sqlite:///" + str(Path("instance") / "sds.sqlite3")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, named after its SDS_* variable (lower case, without the prefix)."""
+
+    database_url: str = DEFAULT_DATABASE_URL
+    #: host:port for each facade; the empty string turns that facade off.
+    http_bind: str = "127.0.0.1:8080"
+    ldap_bind: str = "127.0.0.1:1389"
+    ldaps_bind: str = ""
+    ssp_bind: str = "127.0.0.1:8443"
+    http_workers: int = 2
+    http_threads: int = 4
+    ldap_workers: int = 1
+    #: Base path of the SDS FHIR API besides /spine-directory/FHIR/R4 ("" = only the standard one).
+    fhir_base: str = ""
+    # TLS for LDAPS/StartTLS.
+    ldap_tls_cert: str = ""
+    ldap_tls_key: str = ""
+    ldap_tls_client_ca: str = ""
+    #: Optional simple-bind account ("" = any simple bind is accepted as anonymous read access).
+    ldap_bind_dn: str = ""
+    ldap_bind_password: str = ""
+    ldap_max_message_bytes: int = 1024 * 1024
+    ldap_idle_timeout: float = 300.0
+    ldap_max_connections: int = 1024
+    ldap_size_limit: int = 0  #: server maximum entries per search; 0 = unlimited, as slapd
+    ldap_time_limit: int = 60  #: server maximum seconds per search
+    # SSP emulator.
+    ssp_tls_cert: str = ""
+    ssp_tls_key: str = ""
+    ssp_tls_client_ca: str = ""
+    ssp_provider_timeout: float = 30.0
+    ssp_provider_ca: str = ""  #: CA bundle used to verify providers ("" = system default)
+    ssp_client_cert: str = ""  #: the SSP's own client certificate towards providers
+    ssp_client_key: str = ""
+    ssp_jwt_max_future_seconds: int = 300
+    log_level: str = "INFO"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+_ENV_PREFIX = "SDS_"
+
+
+def _coerce(name: str, raw: str, default: Any) -> Any:
+    if isinstance(default, bool):
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{_ENV_PREFIX}{name.upper()}: expected a boolean, got {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except ValueError:
+            raise ConfigError(f"{_ENV_PREFIX}{name.upper()}: expected an integer, got {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except ValueError:
+            raise ConfigError(f"{_ENV_PREFIX}{name.upper()}: expected a number, got {raw!r}") from None
+    return raw
+
+
+def load_settings(
+    overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build Settings from defaults, the SDS_* environment, then overrides; fail fast on bad values."""
+    env = os.environ if environ is None else environ
+    base = Settings()
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name == "extra":
+            continue
+        key = _ENV_PREFIX + f.name.upper()
+        if key in env:
+            values[f.name] = _coerce(f.name, env[key], getattr(base, f.name))
+    settings = replace(base, **values)
+    if overrides:
+        unknown = set(overrides) - {f.name for f in fields(Settings)}
+        if unknown:
+            raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+        settings = replace(settings, **overrides)
+    for bind_name in ("http_bind", "ldap_bind", "ldaps_bind", "ssp_bind"):
+        bind = getattr(settings, bind_name)
+        if bind:
+            parse_bind(bind, f"{_ENV_PREFIX}{bind_name.upper()}")
+    return settings
+
+
+def parse_bind(bind: str, label: str = "bind") -> tuple[str, int]:
+    """Split "host:port" (or "[::1]:port"); raise ConfigError naming the setting when malformed."""
+    host, sep, port = bind.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{label}: expected host:port, got {bind!r}")
+    return host.strip("[]"), int(port)

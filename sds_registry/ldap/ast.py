@@ -1,0 +1,129 @@
+"""LDAP message and filter values shared by the codec, the protocol and the directory. Pure dataclasses.
+
+The codec decodes BER into these; the directory (dit.py, filters.py) consumes SearchRequest and Filter.
+Attribute descriptions and assertion values are kept as the client sent them (str, decoded UTF-8;
+bytes that are not UTF-8 make the codec raise a protocolError).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+
+
+class Scope(IntEnum):
+    BASE = 0
+    ONE = 1
+    SUB = 2
+
+
+class DerefAliases(IntEnum):
+    NEVER = 0
+    SEARCHING = 1
+    FINDING = 2
+    ALWAYS = 3
+
+
+# ---- Filters (RFC 4511 §4.5.1.7) -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class And:
+    filters: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    filters: tuple[Filter, ...]
+
+
+@dataclass(frozen=True)
+class Not:
+    filter: Filter
+
+
+@dataclass(frozen=True)
+class Equality:
+    attr: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Substrings:
+    attr: str
+    initial: str | None
+    any: tuple[str, ...]
+    final: str | None
+
+
+@dataclass(frozen=True)
+class GreaterOrEqual:
+    attr: str
+    value: str
+
+
+@dataclass(frozen=True)
+class LessOrEqual:
+    attr: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Present:
+    attr: str
+
+
+@dataclass(frozen=True)
+class Approx:
+    attr: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Extensible:
+    matching_rule: str | None
+    attr: str | None
+    value: str
+    dn_attributes: bool = False
+
+
+Filter = And | Or | Not | Equality | Substrings | GreaterOrEqual | LessOrEqual | Present | Approx | Extensible
+
+
+# ---- Controls and requests ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Control:
+    oid: str
+    critical: bool = False
+    value: bytes | None = None
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    base: str
+    scope: Scope
+    deref: DerefAliases
+    size_limit: int
+    time_limit: int
+    types_only: bool
+    filter: Filter
+    attributes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SearchEntry:
+    """One entry to return: its DN and attributes in order, names in canonical spelling."""
+
+    dn: str
+    attributes: list[tuple[str, list[str]]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Result:
+    """An LDAPResult: code, matched DN, diagnostic message (and referral URLs, unused)."""
+
+    code: int
+    matched_dn: str = ""
+    message: str = ""
