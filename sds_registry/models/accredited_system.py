@@ -1,4 +1,4 @@
-"""Accredited systems (nhsAs): one per organisation and system, keyed by ASID; multi-valued attributes in child tables."""
+"""Accredited systems (nhsAs): one per organisation and system, keyed by ASID. Multi-valued attributes: child tables."""
 
 from __future__ import annotations
 

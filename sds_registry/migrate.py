@@ -1,0 +1,53 @@
+"""Schema migrations (Alembic, programmatic) and the built-in interaction catalogue sync."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import select
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from sds_registry.domain.interactions import CATALOGUE
+from sds_registry.models import InteractionType
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config(database_url: str | None = None, connection: Connection | None = None) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    if database_url:
+        config.attributes["database_url"] = database_url
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def check(database_url: str) -> None:
+    """Raise if the models and the migrations disagree (alembic check)."""
+    command.check(alembic_config(database_url))
+
+
+def sync_catalogue(session: Session) -> int:
+    """Insert or refresh the built-in GP Connect interactions; other Spine URNs are left alone."""
+    existing = {row.id: row for row in session.scalars(select(InteractionType))}
+    changed = 0
+    for item in CATALOGUE:
+        row = existing.get(item.id) or InteractionType(id=item.id)
+        values = {
+            "capability": item.capability, "http_method": item.http_method, "path_pattern": item.path_pattern,
+            "requested_scope": item.requested_scope, "description": item.description, "builtin": True,
+        }
+        if item.id not in existing or any(getattr(row, k) != v for k, v in values.items()):
+            for key, value in values.items():
+                setattr(row, key, value)
+            session.add(row)
+            changed += 1
+    return changed

@@ -1,0 +1,104 @@
+"""Flask glue shared by the HTTP facades: settings and engine on the app, a session per request,
+response headers every answer carries (no-store, charset, gzip), and the app-level 404/405 handlers.
+"""
+
+from __future__ import annotations
+
+import gzip
+from typing import Any
+
+from flask import Flask, Response, current_app, g, request
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from sds_registry.config import Settings
+from sds_registry.db import make_engine, make_sessionmaker
+
+GZIP_MIN_BYTES = 1024
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    engine = make_engine(settings.database_url)
+    app.extensions["sds"] = {"settings": settings, "engine": engine, "sessionmaker": make_sessionmaker(engine)}
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.url_map.strict_slashes = True
+    app.teardown_appcontext(_close_session)
+    app.after_request(_common_headers)
+    app.register_error_handler(HTTPException, _http_error)
+    _register_blueprints(app, settings)
+
+
+def _register_blueprints(app: Flask, settings: Settings) -> None:
+    from sds_registry.api.views import bp as api_bp
+    from sds_registry.fhir.views import register as register_fhir
+    from sds_registry.ssp.views import bp as ssp_bp
+
+    app.register_blueprint(api_bp, url_prefix="/api")
+    app.register_blueprint(ssp_bp, url_prefix="/api/ssp")
+    register_fhir(app, settings)
+
+
+def settings() -> Settings:
+    value: Settings = current_app.extensions["sds"]["settings"]
+    return value
+
+
+def session() -> Session:
+    """The request's Session (made on first use, closed on teardown). Views own its commit."""
+    if "sds_session" not in g:
+        g.sds_session = current_app.extensions["sds"]["sessionmaker"]()
+    value: Session = g.sds_session
+    return value
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    db_session = g.pop("sds_session", None)
+    if db_session is not None:
+        db_session.close()
+
+
+def _common_headers(response: Response) -> Response:
+    """Cache-Control: no-store and charset=utf-8 on every body; gzip when the client accepts it."""
+    response.headers["Cache-Control"] = "no-store"
+    mimetype = response.mimetype or ""
+    if mimetype and ("json" in mimetype or "xml" in mimetype or mimetype.startswith("text/")):
+        response.headers["Content-Type"] = f"{mimetype}; charset=utf-8"
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    _maybe_gzip(response)
+    return response
+
+
+def accepts_gzip() -> bool:
+    for part in request.headers.get("Accept-Encoding", "").split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip().lower() in ("gzip", "x-gzip", "*") and "q=0" not in params.replace(" ", "").split(
+            ","
+        ):
+            q = params.replace(" ", "")
+            if q in ("q=0", "q=0.0", "q=0.00", "q=0.000"):
+                continue
+            return True
+    return False
+
+
+def _maybe_gzip(response: Response) -> None:
+    response.vary.add("Accept-Encoding")
+    if response.direct_passthrough or response.is_streamed or "Content-Encoding" in response.headers:
+        return
+    if not accepts_gzip():
+        return
+    body = response.get_data()
+    if len(body) < GZIP_MIN_BYTES:
+        return
+    response.set_data(gzip.compress(body, compresslevel=5))
+    response.headers["Content-Encoding"] = "gzip"
+
+
+def _http_error(exc: HTTPException) -> Any:
+    """Unmatched URLs and wrong methods: each facade answers with its own OperationOutcome shape."""
+    if request.path == "/api" or request.path.startswith("/api/"):
+        from sds_registry.api.errors import http_error_response as api_error
+    else:
+        from sds_registry.fhir.views import http_error_response as api_error
+    return api_error(exc)

@@ -1,0 +1,118 @@
+"""Shared fixtures: a migrated database per backend (SQLite file and a real PostgreSQL), the app, a client.
+
+Tests that touch the database run once per backend. Rows are committed for real (servers on sockets
+read them from other threads and processes), so every table is emptied after each test.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.orm import Session
+
+from sds_registry import create_app
+from sds_registry.db import Base, make_engine, make_sessionmaker
+from sds_registry.migrate import sync_catalogue, upgrade
+from tests.support.postgres import TempPostgres
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> Iterator[str]:
+    url = os.environ.get("SDS_TEST_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    try:
+        server = TempPostgres()
+        url = server.start()
+    except Exception as exc:  # noqa: BLE001 - any failure to start means "no PostgreSQL here"
+        if IN_CI:
+            pytest.fail(f"PostgreSQL is required under CI=true: {exc}")
+        pytest.skip(f"no PostgreSQL available: {exc}")
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+def _fresh_postgres_database(server_url: str) -> str:
+    import psycopg
+
+    name = f"sds_test_{uuid.uuid4().hex[:10]}"
+    url = make_url(server_url)
+    with psycopg.connect(
+        host=url.host, port=url.port, user=url.username, dbname=url.database or "postgres", autocommit=True
+    ) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A migrated (alembic upgrade head) database URL, one per backend for the whole run."""
+    if request.param == "sqlite":
+        path: Path = tmp_path_factory.mktemp("sqlite") / "sds.sqlite3"
+        url = f"sqlite:///{path}"
+    else:
+        url = _fresh_postgres_database(request.getfixturevalue("postgres_server_url"))
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    yield eng
+    eng.dispose()
+
+
+def _empty_tables(eng: Engine) -> None:
+    with eng.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            conn.execute(table.delete())
+        if eng.dialect.name == "postgresql":
+            conn.execute(text("SELECT 1"))
+
+
+@pytest.fixture
+def db(engine: Engine) -> Iterator[Engine]:
+    """The engine, with the catalogue synced before the test and every table emptied after it."""
+    with Session(engine) as s:
+        sync_catalogue(s)
+        s.commit()
+    try:
+        yield engine
+    finally:
+        _empty_tables(engine)
+
+
+@pytest.fixture
+def session(db: Engine) -> Iterator[Session]:
+    """A Session on the test database; commit what other connections must see."""
+    factory = make_sessionmaker(db)
+    with factory() as s:
+        yield s
+
+
+@pytest.fixture
+def app(db: Engine, database_url: str) -> Iterator[Flask]:
+    application = create_app({"database_url": database_url})
+    application.config["TESTING"] = True
+    yield application
+    application.extensions["sds"]["engine"].dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
