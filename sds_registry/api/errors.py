@@ -1,0 +1,125 @@
+"""The /api error table: our error tree -> GP Connect-style FHIR OperationOutcome (one issue per broken rule)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from sds_registry.errors import (
+    Conflict,
+    Forbidden,
+    InvalidIdentifier,
+    Issue,
+    NotFound,
+    PreconditionRequired,
+    RegistryError,
+    StaleVersion,
+    Unauthorized,
+)
+
+PROFILE = "https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-OperationOutcome-1"
+SYSTEM = "https://fhir.nhs.uk/STU3/CodeSystem/Spine-ErrorOrWarningCode-1"
+
+
+@dataclass(frozen=True)
+class SpineCode:
+    status: int
+    issue_type: str
+    code: str
+    display: str
+
+
+BAD_REQUEST = SpineCode(400, "invalid", "BAD_REQUEST", "Bad request")
+INVALID_RESOURCE = SpineCode(422, "invalid", "INVALID_RESOURCE", "Invalid validation of resource")
+INVALID_PARAMETER = SpineCode(422, "invalid", "INVALID_PARAMETER", "Invalid parameter")
+NO_RECORD_FOUND = SpineCode(404, "not-found", "NO_RECORD_FOUND", "No record found")
+ACCESS_DENIED = SpineCode(403, "forbidden", "ACCESS_DENIED", "Access has been denied to process this request")
+AUTHOR_CREDENTIALS_ERROR = SpineCode(401, "security", "AUTHOR_CREDENTIALS_ERROR", "Author credentials error")
+DUPLICATE_REJECTED = SpineCode(
+    409, "duplicate", "DUPLICATE_REJECTED", "Create would lead to creation of a duplicate resource"
+)
+VERSION_CONFLICT = SpineCode(409, "conflict", "CONFLICTING_VALUES", "The resource has been changed since it was read")
+PRECONDITION_REQUIRED = SpineCode(
+    428, "required", "MISSING_OR_INVALID_HEADER", "There is a required header missing or invalid"
+)
+NOT_IMPLEMENTED = SpineCode(405, "not-supported", "NOT_IMPLEMENTED", "Not implemented")
+INTERNAL = SpineCode(500, "exception", "INTERNAL_SERVER_ERROR", "Unexpected internal server error")
+
+
+def outcome(code: SpineCode, issues: list[Issue] | None = None, diagnostics: str | None = None) -> Response:
+    """An OperationOutcome response: one issue per broken rule (field in ``expression``), or one general issue."""
+    entries: list[dict[str, Any]] = []
+    for issue in issues or []:
+        entries.append(_issue(code, f"{issue.field}: {issue.message} (rule: {issue.rule})", issue.field))
+    if not entries:
+        entries.append(_issue(code, diagnostics or code.display, None))
+    body = {"resourceType": "OperationOutcome", "meta": {"profile": [PROFILE]}, "issue": entries}
+    response = jsonify(body)
+    response.status_code = code.status
+    return response
+
+
+def _issue(code: SpineCode, diagnostics: str, expression: str | None) -> dict[str, Any]:
+    issue: dict[str, Any] = {
+        "severity": "error",
+        "code": code.issue_type,
+        "details": {"coding": [{"system": SYSTEM, "code": code.code, "display": code.display}]},
+        "diagnostics": diagnostics,
+    }
+    if expression is not None:
+        issue["expression"] = [expression]
+    return issue
+
+
+class BadRequest(RegistryError):
+    """Malformed input (not JSON, wrong header syntax): 400 BAD_REQUEST."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def registry_error_response(exc: RegistryError) -> Response:
+    """The one mapping of the domain error tree for /api."""
+    if isinstance(exc, InvalidIdentifier):
+        return outcome(INVALID_RESOURCE, exc.issues)
+    if isinstance(exc, BadRequest):
+        issues = [Issue(exc.field, "malformed", str(exc))] if exc.field else None
+        return outcome(BAD_REQUEST, issues, str(exc))
+    if isinstance(exc, NotFound):
+        return outcome(NO_RECORD_FOUND, diagnostics=str(exc))
+    if isinstance(exc, StaleVersion):
+        return outcome(VERSION_CONFLICT, [Issue("If-Match", "version", str(exc))])
+    if isinstance(exc, Conflict):
+        return outcome(DUPLICATE_REJECTED, diagnostics=str(exc))
+    if isinstance(exc, PreconditionRequired):
+        return outcome(PRECONDITION_REQUIRED, [Issue("If-Match", "required", str(exc))])
+    if isinstance(exc, Forbidden):
+        return outcome(ACCESS_DENIED, diagnostics=str(exc))
+    if isinstance(exc, Unauthorized):
+        response = outcome(AUTHOR_CREDENTIALS_ERROR, diagnostics=str(exc))
+        response.headers["WWW-Authenticate"] = 'Bearer realm="sds-registry"'
+        return response
+    return outcome(INTERNAL, diagnostics="unexpected error")
+
+
+def http_error_response(exc: HTTPException) -> Response:
+    """Unmatched /api URLs (404), wrong methods (405) and other HTTP errors as OperationOutcomes."""
+    status = exc.code or 500
+    if status == 404:
+        response = outcome(NO_RECORD_FOUND, diagnostics="no such resource in the /api registry")
+    elif status == 405:
+        response = outcome(NOT_IMPLEMENTED, diagnostics="method not allowed for this resource")
+        allowed = exc.get_response().headers.get("Allow")
+        if allowed:
+            response.headers["Allow"] = allowed
+    elif status == 400:
+        response = outcome(BAD_REQUEST, diagnostics=exc.description or "malformed request")
+    else:
+        code = SpineCode(status, "processing", "BAD_REQUEST" if status < 500 else "INTERNAL_SERVER_ERROR",
+                         exc.name)
+        response = outcome(code, diagnostics=exc.description or exc.name)
+    return response
