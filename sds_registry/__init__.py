@@ -14,6 +14,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from sds_registry.config import load_settings
 
     settings = load_settings(overrides)
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)
     web.init_app(app, settings)
     return app

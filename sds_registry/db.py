@@ -31,6 +31,9 @@ def utcnow() -> datetime:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    # SQLAlchemy's documented pysqlite workaround: let SQLAlchemy emit BEGIN itself (see _sqlite_begin),
+    # so SAVEPOINTs work and writers can take the write lock up front.
+    dbapi_connection.isolation_level = None
     # WAL lets many reader processes (HTTP, LDAP) share the file with one writer.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
@@ -38,6 +41,20 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+#: Execution option a writing Session sets first (see begin_write): SQLite then starts with BEGIN IMMEDIATE,
+#: so concurrent writers queue on the lock and re-read fresh rows instead of failing on a stale snapshot.
+WRITE_OPTION = "sds_write"
+
+
+def _sqlite_begin(conn: Any) -> None:
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
+
+
+def begin_write(session: Session) -> None:
+    """Mark ``session``'s transaction as a write before its first statement (no-op off SQLite)."""
+    session.connection(execution_options={WRITE_OPTION: True})
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -51,6 +68,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             _ensure_sqlite_dir(url)
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     kwargs.setdefault("pool_pre_ping", True)
     return create_engine(url, **kwargs)

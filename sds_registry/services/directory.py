@@ -61,6 +61,7 @@ def find_mhs(
     interaction_id: str | None = None,
     party_key: str | None = None,
     limit: int | None = None,
+    after_id: int | None = None,
 ) -> Sequence[MessageHandlingSystem]:
     """MHS records by any of ODS code, interaction and party key (caseIgnore), in id order."""
     query = select(MessageHandlingSystem)
@@ -70,6 +71,8 @@ def find_mhs(
         query = query.where(MessageHandlingSystem.interaction_id == interaction_id)
     if party_key is not None:
         query = query.where(func.lower(MessageHandlingSystem.party_key) == party_key.lower())
+    if after_id is not None:
+        query = query.where(MessageHandlingSystem.id > after_id)
     query = query.order_by(MessageHandlingSystem.id)
     if limit is not None:
         query = query.limit(limit)
@@ -84,6 +87,7 @@ def find_accredited_systems(
     party_key: str | None = None,
     manufacturer_org: str | None = None,
     limit: int | None = None,
+    after_id: int | None = None,
 ) -> Sequence[AccreditedSystem]:
     """AS records by ODS code, accredited interaction, party key (caseIgnore) and manufacturer, in id order."""
     query: Select[Any] = select(AccreditedSystem)
@@ -99,6 +103,8 @@ def find_accredited_systems(
             .where(AsInteraction.as_id == AccreditedSystem.id, AsInteraction.interaction_id == interaction_id)
             .exists()
         )
+    if after_id is not None:
+        query = query.where(AccreditedSystem.id > after_id)
     query = query.order_by(AccreditedSystem.id)
     if limit is not None:
         query = query.limit(limit)
@@ -123,3 +129,17 @@ def resolve(session: Session, ods_code: str, interaction_id: str) -> Resolution:
         fqdn=record.fqdn,
         cpa_id=record.cpa_id,
     )
+
+
+def find_organisations(
+    session: Session, *, ods_code: str | None = None, limit: int | None = None, after_id: int | None = None
+) -> Sequence[Organisation]:
+    query = select(Organisation)
+    if ods_code is not None:
+        query = query.where(Organisation.ods_code == ods_code)
+    if after_id is not None:
+        query = query.where(Organisation.id > after_id)
+    query = query.order_by(Organisation.id)
+    if limit is not None:
+        query = query.limit(limit)
+    return session.scalars(query).all()
