@@ -1,0 +1,658 @@
+"""BER codec for LDAPv3 messages (RFC 4511 §5.1 subset of X.690). Sans-IO: bytes in, dataclasses out, and back.
+
+No sockets, no directory, no configuration reads. Every malformed input raises a DecodeError subclass and
+nothing else: FramingError when the message stream cannot be split any more (the connection must end),
+RequestError when one framed request is malformed (it gets a protocolError answer of its own type).
+Encoding of SearchResultEntry is the hot path: it builds one bytes object per entry from cached pieces.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from sds_registry.ldap.ast import (
+    And,
+    Approx,
+    Control,
+    DerefAliases,
+    Equality,
+    Extensible,
+    Filter,
+    GreaterOrEqual,
+    LessOrEqual,
+    Not,
+    Or,
+    Present,
+    Scope,
+    SearchEntry,
+    SearchRequest,
+    Substrings,
+)
+
+#: Deepest filter nesting accepted (slapd's default is 1000; real clients never pass 5).
+MAX_FILTER_DEPTH = 64
+MAX_INT = 2**31 - 1
+
+# Request tags (APPLICATION n; constructed unless noted) and the tag of the response each gets.
+BIND, UNBIND, SEARCH, MODIFY, ADD, DELETE, MODDN, COMPARE, ABANDON, EXTENDED = (
+    0x60,
+    0x42,
+    0x63,
+    0x66,
+    0x68,
+    0x4A,
+    0x6C,
+    0x6E,
+    0x50,
+    0x77,
+)
+RESPONSE_TAG = {
+    BIND: 0x61,
+    SEARCH: 0x65,
+    MODIFY: 0x67,
+    ADD: 0x69,
+    DELETE: 0x6B,
+    MODDN: 0x6D,
+    COMPARE: 0x6F,
+    EXTENDED: 0x78,
+}
+UPDATE_KINDS = {MODIFY: "modify", ADD: "add", DELETE: "delete", MODDN: "modDN"}
+
+NOTICE_OF_DISCONNECTION = "1.3.6.1.4.1.1466.20036"
+PAGED_RESULTS = "1.2.840.113556.1.4.319"
+
+
+# ---- Errors --------------------------------------------------------------------------------------------------
+
+
+class DecodeError(Exception):
+    """Malformed LDAP input. The base class: the codec raises nothing else on bad bytes."""
+
+
+class FramingError(DecodeError):
+    """The byte stream cannot be split into LDAPMessages (or a message's envelope is broken): disconnect."""
+
+
+class MessageTooLarge(FramingError):
+    """A message longer than the configured maximum."""
+
+
+class RequestError(DecodeError):
+    """One framed request is malformed; answer it with protocolError (if it has a response) and go on."""
+
+    def __init__(self, message: str, message_id: int, request_tag: int) -> None:
+        super().__init__(message)
+        self.message_id = message_id
+        self.request_tag = request_tag
+
+
+# ---- Requests that ast.py does not model ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BindRequest:
+    version: int
+    name: str
+    #: The simple password, or None for a SASL bind (then ``sasl_mechanism`` is set).
+    password: bytes | None
+    sasl_mechanism: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnbindRequest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AbandonRequest:
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompareRequest:
+    dn: str
+    attr: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedRequest:
+    name: str
+    value: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRequest:
+    """Add, Modify, Delete or ModifyDN: decoded only far enough to refuse it."""
+
+    kind: str
+    dn: str
+    tag: int
+
+
+Request = (
+    BindRequest | UnbindRequest | SearchRequest | AbandonRequest | CompareRequest | ExtendedRequest | UpdateRequest
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    message_id: int
+    op: Request
+    controls: tuple[Control, ...] = ()
+
+
+# ---- Decoding ------------------------------------------------------------------------------------------------
+
+
+class _Bad(Exception):
+    """Internal: a structural fault inside a request body; turned into RequestError with context."""
+
+
+def _header(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """Read one tag and definite length at ``pos``: (tag, content start, content end), bounded by ``end``."""
+    if pos + 2 > end:
+        raise _Bad("truncated element")
+    tag = buf[pos]
+    if tag & 0x1F == 0x1F:
+        raise _Bad("multi-byte tags are not used by LDAP")
+    n = buf[pos + 1]
+    pos += 2
+    if n & 0x80:
+        k = n & 0x7F
+        if k == 0:
+            raise _Bad("indefinite length")
+        if k > 8 or pos + k > end:
+            raise _Bad("bad length")
+        n = int.from_bytes(buf[pos : pos + k], "big")
+        pos += k
+    cend = pos + n
+    if cend > end:
+        raise _Bad("length runs past the enclosing element")
+    return tag, pos, cend
+
+
+def _expect(buf: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
+    t, s, e = _header(buf, pos, end)
+    if t != tag:
+        raise _Bad(f"expected tag 0x{tag:02x}, got 0x{t:02x}")
+    return s, e
+
+
+def _int(buf: bytes, s: int, e: int) -> int:
+    if s == e or e - s > 8:
+        raise _Bad("bad integer length")
+    return int.from_bytes(buf[s:e], "big", signed=True)
+
+
+def _bool(buf: bytes, s: int, e: int) -> bool:
+    if e - s != 1:
+        raise _Bad("bad boolean")
+    return buf[s] != 0
+
+
+def _str(buf: bytes, s: int, e: int) -> str:
+    try:
+        return buf[s:e].decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Bad("string is not UTF-8") from None
+
+
+def _octets(buf: bytes, pos: int, end: int) -> tuple[str, int]:
+    """An OCTET STRING holding UTF-8 text; returns it and the position after it."""
+    s, e = _expect(buf, pos, end, 0x04)
+    return _str(buf, s, e), e
+
+
+def split_messages(buf: bytes | bytearray, max_size: int) -> tuple[list[bytes], int]:
+    """Cut complete LDAPMessages off the front of ``buf``: (messages, bytes consumed). Incomplete tail stays.
+
+    Raises FramingError when the stream cannot be framed (not a SEQUENCE, indefinite or absurd length),
+    MessageTooLarge when a message's declared size passes ``max_size``, before its body arrives.
+    """
+    out: list[bytes] = []
+    pos = 0
+    total = len(buf)
+    while pos < total:
+        if buf[pos] != 0x30:
+            raise FramingError("an LDAPMessage must start with a SEQUENCE tag")
+        if pos + 2 > total:
+            break
+        n = buf[pos + 1]
+        hdr = 2
+        if n & 0x80:
+            k = n & 0x7F
+            if k == 0:
+                raise FramingError("indefinite length is not allowed (RFC 4511 §5.1)")
+            if k > 8:
+                raise FramingError("length of length too large")
+            if pos + 2 + k > total:
+                break
+            n = int.from_bytes(buf[pos + 2 : pos + 2 + k], "big")
+            hdr += k
+        if hdr + n > max_size:
+            raise MessageTooLarge(f"message of {hdr + n} bytes exceeds the limit of {max_size}")
+        stop = pos + hdr + n
+        if stop > total:
+            break
+        out.append(bytes(buf[pos:stop]))
+        pos = stop
+    return out, pos
+
+
+def decode_message(data: bytes) -> Message:
+    """Decode one framed LDAPMessage (as split_messages returns it)."""
+    try:
+        tag, s, end = _header(data, 0, len(data))
+        if tag != 0x30 or end != len(data):
+            raise _Bad("trailing bytes after the message")
+        ms, me = _expect(data, s, end, 0x02)
+        message_id = _int(data, ms, me)
+        if not 0 <= message_id <= MAX_INT:
+            raise _Bad("messageID out of range")
+        tag, os_, oe = _header(data, me, end)
+    except _Bad as exc:
+        raise FramingError(f"bad LDAPMessage envelope: {exc}") from None
+    decoder = _OP_DECODERS.get(tag)
+    if decoder is None:
+        raise FramingError(f"unknown protocolOp tag 0x{tag:02x}")
+    try:
+        op = decoder(data, os_, oe, tag)
+        controls: tuple[Control, ...] = ()
+        if oe < end:
+            cs, ce = _expect(data, oe, end, 0xA0)
+            if ce != end:
+                raise _Bad("trailing bytes after controls")
+            controls = _decode_controls(data, cs, ce)
+    except _Bad as exc:
+        raise RequestError(str(exc), message_id, tag) from None
+    except RecursionError:
+        raise RequestError("filter nested too deeply", message_id, tag) from None
+    return Message(message_id, op, controls)
+
+
+def _decode_controls(buf: bytes, pos: int, end: int) -> tuple[Control, ...]:
+    out = []
+    while pos < end:
+        s, e = _expect(buf, pos, end, 0x30)
+        pos = e
+        oid, p = _octets(buf, s, e)
+        critical = False
+        value = None
+        if p < e and buf[p] == 0x01:
+            bs, be = _expect(buf, p, e, 0x01)
+            critical = _bool(buf, bs, be)
+            p = be
+        if p < e:
+            vs, ve = _expect(buf, p, e, 0x04)
+            value = bytes(buf[vs:ve])
+            p = ve
+        if p != e:
+            raise _Bad("trailing bytes in a control")
+        out.append(Control(oid, critical, value))
+    return tuple(out)
+
+
+def _bind(buf: bytes, s: int, e: int, tag: int) -> BindRequest:
+    vs, ve = _expect(buf, s, e, 0x02)
+    version = _int(buf, vs, ve)
+    name, p = _octets(buf, ve, e)
+    atag, as_, ae = _header(buf, p, e)
+    if ae != e:
+        raise _Bad("trailing bytes in BindRequest")
+    if atag == 0x80:
+        return BindRequest(version, name, bytes(buf[as_:ae]))
+    if atag == 0xA3:
+        mechanism, p = _octets(buf, as_, ae)
+        if p < ae:
+            _expect(buf, p, ae, 0x04)
+        return BindRequest(version, name, None, mechanism)
+    raise _Bad("unknown authentication choice")
+
+
+def _unbind(buf: bytes, s: int, e: int, tag: int) -> UnbindRequest:
+    if s != e:
+        raise _Bad("UnbindRequest must be empty")
+    return UnbindRequest()
+
+
+def _abandon(buf: bytes, s: int, e: int, tag: int) -> AbandonRequest:
+    return AbandonRequest(_int(buf, s, e))
+
+
+def _compare(buf: bytes, s: int, e: int, tag: int) -> CompareRequest:
+    dn, p = _octets(buf, s, e)
+    as_, ae = _expect(buf, p, e, 0x30)
+    if ae != e:
+        raise _Bad("trailing bytes in CompareRequest")
+    attr, p = _octets(buf, as_, ae)
+    value, p = _octets(buf, p, ae)
+    if p != ae:
+        raise _Bad("trailing bytes in AttributeValueAssertion")
+    return CompareRequest(dn, attr, value)
+
+
+def _extended(buf: bytes, s: int, e: int, tag: int) -> ExtendedRequest:
+    ns, ne = _expect(buf, s, e, 0x80)
+    name = _str(buf, ns, ne)
+    value = None
+    if ne < e:
+        vs, ve = _expect(buf, ne, e, 0x81)
+        if ve != e:
+            raise _Bad("trailing bytes in ExtendedRequest")
+        value = bytes(buf[vs:ve])
+    return ExtendedRequest(name, value)
+
+
+def _update(buf: bytes, s: int, e: int, tag: int) -> UpdateRequest:
+    if tag == DELETE:
+        dn = _str(buf, s, e)
+    else:
+        dn, _ = _octets(buf, s, e)
+    return UpdateRequest(UPDATE_KINDS[tag], dn, tag)
+
+
+def _search(buf: bytes, s: int, e: int, tag: int) -> SearchRequest:
+    base, p = _octets(buf, s, e)
+    ts, te = _expect(buf, p, e, 0x0A)
+    scope_n = _int(buf, ts, te)
+    ts, te = _expect(buf, te, e, 0x0A)
+    deref_n = _int(buf, ts, te)
+    ts, te = _expect(buf, te, e, 0x02)
+    size_limit = _int(buf, ts, te)
+    ts, te = _expect(buf, te, e, 0x02)
+    time_limit = _int(buf, ts, te)
+    ts, te = _expect(buf, te, e, 0x01)
+    types_only = _bool(buf, ts, te)
+    if not (0 <= scope_n <= 2 and 0 <= deref_n <= 3):
+        raise _Bad("scope or derefAliases out of range")
+    if not (0 <= size_limit <= MAX_INT and 0 <= time_limit <= MAX_INT):
+        raise _Bad("sizeLimit or timeLimit out of range")
+    flt, p = _filter(buf, te, e, 0)
+    ls, le = _expect(buf, p, e, 0x30)
+    if le != e:
+        raise _Bad("trailing bytes in SearchRequest")
+    attrs = []
+    p = ls
+    while p < le:
+        a, p = _octets(buf, p, le)
+        attrs.append(a)
+    return SearchRequest(
+        base, Scope(scope_n), DerefAliases(deref_n), size_limit, time_limit, types_only, flt, tuple(attrs)
+    )
+
+
+def _ava(buf: bytes, s: int, e: int) -> tuple[str, str]:
+    attr, p = _octets(buf, s, e)
+    value, p = _octets(buf, p, e)
+    if p != e:
+        raise _Bad("trailing bytes in AttributeValueAssertion")
+    return attr, value
+
+
+def _filter(buf: bytes, pos: int, end: int, depth: int) -> tuple[Filter, int]:
+    """Decode one Filter at ``pos``; returns it and the position after it."""
+    if depth > MAX_FILTER_DEPTH:
+        raise _Bad("filter nested too deeply")
+    tag, s, e = _header(buf, pos, end)
+    if tag == 0xA3:
+        return Equality(*_ava(buf, s, e)), e
+    if tag == 0xA0 or tag == 0xA1:
+        subs = []
+        p = s
+        while p < e:
+            f, p = _filter(buf, p, e, depth + 1)
+            subs.append(f)
+        return (And(tuple(subs)) if tag == 0xA0 else Or(tuple(subs))), e
+    if tag == 0x87:
+        return Present(_str(buf, s, e)), e
+    if tag == 0xA2:
+        f, p = _filter(buf, s, e, depth + 1)
+        if p != e:
+            raise _Bad("NOT holds exactly one filter")
+        return Not(f), e
+    if tag == 0xA4:
+        return _substrings(buf, s, e), e
+    if tag == 0xA5:
+        return GreaterOrEqual(*_ava(buf, s, e)), e
+    if tag == 0xA6:
+        return LessOrEqual(*_ava(buf, s, e)), e
+    if tag == 0xA8:
+        return Approx(*_ava(buf, s, e)), e
+    if tag == 0xA9:
+        return _extensible(buf, s, e), e
+    raise _Bad(f"unknown filter choice 0x{tag:02x}")
+
+
+def _substrings(buf: bytes, s: int, e: int) -> Substrings:
+    attr, p = _octets(buf, s, e)
+    ls, le = _expect(buf, p, e, 0x30)
+    if le != e or ls == le:
+        raise _Bad("substrings needs at least one component")
+    initial: str | None = None
+    final: str | None = None
+    anys: list[str] = []
+    p = ls
+    first = True
+    while p < le:
+        if final is not None:
+            raise _Bad("final must be the last substring")
+        t, cs, ce = _header(buf, p, le)
+        v = _str(buf, cs, ce)
+        if t == 0x80 and first:
+            initial = v
+        elif t == 0x81:
+            anys.append(v)
+        elif t == 0x82:
+            final = v
+        else:
+            raise _Bad("bad substring component")
+        first = False
+        p = ce
+    return Substrings(attr, initial, tuple(anys), final)
+
+
+def _extensible(buf: bytes, s: int, e: int) -> Extensible:
+    rule: str | None = None
+    attr: str | None = None
+    value: str | None = None
+    dn_attributes = False
+    p = s
+    last = 0
+    while p < e:
+        t, cs, ce = _header(buf, p, e)
+        if t <= last:
+            raise _Bad("extensibleMatch components out of order")
+        last = t
+        if t == 0x81:
+            rule = _str(buf, cs, ce)
+        elif t == 0x82:
+            attr = _str(buf, cs, ce)
+        elif t == 0x83:
+            value = _str(buf, cs, ce)
+        elif t == 0x84:
+            dn_attributes = _bool(buf, cs, ce)
+        else:
+            raise _Bad("bad extensibleMatch component")
+        p = ce
+    if value is None or (rule is None and attr is None):
+        raise _Bad("extensibleMatch needs a value and a rule or a type")
+    return Extensible(rule, attr, value, dn_attributes)
+
+
+_OP_DECODERS: dict[int, Callable[[bytes, int, int, int], Request]] = {
+    BIND: _bind,
+    UNBIND: _unbind,
+    SEARCH: _search,
+    ABANDON: _abandon,
+    COMPARE: _compare,
+    EXTENDED: _extended,
+    MODIFY: _update,
+    ADD: _update,
+    DELETE: _update,
+    MODDN: _update,
+}
+
+
+def decode_paged_control(value: bytes | None) -> tuple[int, bytes]:
+    """RFC 2696 realSearchControlValue: (page size, cookie). Raises DecodeError when malformed."""
+    if value is None:
+        raise DecodeError("paged results control without a value")
+    try:
+        s, e = _expect(value, 0, len(value), 0x30)
+        if e != len(value):
+            raise _Bad("trailing bytes")
+        is_, ie = _expect(value, s, e, 0x02)
+        size = _int(value, is_, ie)
+        cs, ce = _expect(value, ie, e, 0x04)
+        if ce != e or not 0 <= size <= MAX_INT:
+            raise _Bad("bad paged results value")
+    except _Bad as exc:
+        raise DecodeError(f"bad paged results control: {exc}") from None
+    return size, bytes(value[cs:ce])
+
+
+# ---- Encoding ------------------------------------------------------------------------------------------------
+
+_SMALL_LEN = [bytes((i,)) for i in range(128)]
+
+
+def encode_length(n: int) -> bytes:
+    if n < 0x80:
+        return _SMALL_LEN[n]
+    if n < 0x100:
+        return bytes((0x81, n))
+    if n < 0x10000:
+        return b"\x82" + n.to_bytes(2, "big")
+    if n < 0x1000000:
+        return b"\x83" + n.to_bytes(3, "big")
+    return b"\x84" + n.to_bytes(4, "big")
+
+
+def tlv(tag: bytes, content: bytes) -> bytes:
+    n = len(content)
+    if n < 0x80:
+        return tag + _SMALL_LEN[n] + content
+    return tag + encode_length(n) + content
+
+
+def encode_int(n: int, tag: bytes = b"\x02") -> bytes:
+    return tlv(tag, n.to_bytes(n.bit_length() // 8 + 1, "big", signed=True))
+
+
+def octets(value: str | bytes) -> bytes:
+    raw = value.encode("utf-8") if isinstance(value, str) else value
+    return tlv(b"\x04", raw)
+
+
+_MSGID: list[bytes] = [encode_int(i) for i in range(1024)]
+
+
+def _message(message_id: int, op: bytes, controls: bytes = b"") -> bytes:
+    mid = _MSGID[message_id] if message_id < 1024 else encode_int(message_id)
+    return tlv(b"\x30", mid + op + controls)
+
+
+def _result_body(code: int, matched_dn: str, message: str) -> bytes:
+    return encode_int(code, b"\x0a") + octets(matched_dn) + octets(message)
+
+
+def encode_result(
+    message_id: int,
+    response_tag: int,
+    code: int,
+    matched_dn: str = "",
+    message: str = "",
+    controls: Sequence[Control] = (),
+) -> bytes:
+    """An LDAPResult-shaped response (BindResponse, SearchResultDone, ModifyResponse, CompareResponse, ...)."""
+    body = tlv(bytes((response_tag,)), _result_body(code, matched_dn, message))
+    return _message(message_id, body, encode_controls(controls))
+
+
+def encode_extended_response(
+    message_id: int,
+    code: int,
+    matched_dn: str = "",
+    message: str = "",
+    name: str | None = None,
+    value: bytes | None = None,
+) -> bytes:
+    body = _result_body(code, matched_dn, message)
+    if name is not None:
+        body += tlv(b"\x8a", name.encode("utf-8"))
+    if value is not None:
+        body += tlv(b"\x8b", value)
+    return _message(message_id, tlv(b"\x78", body))
+
+
+def encode_notice_of_disconnection(code: int, message: str) -> bytes:
+    """The unsolicited notification of RFC 4511 §4.4.1 (messageID 0), sent before the server hangs up."""
+    return encode_extended_response(0, code, "", message, NOTICE_OF_DISCONNECTION)
+
+
+def encode_controls(controls: Sequence[Control]) -> bytes:
+    if not controls:
+        return b""
+    parts = []
+    for c in controls:
+        body = octets(c.oid)
+        if c.critical:
+            body += b"\x01\x01\xff"
+        if c.value is not None:
+            body += tlv(b"\x04", c.value)
+        parts.append(tlv(b"\x30", body))
+    return tlv(b"\xa0", b"".join(parts))
+
+
+def paged_control(size: int, cookie: bytes) -> Control:
+    return Control(PAGED_RESULTS, False, tlv(b"\x30", encode_int(size) + tlv(b"\x04", cookie)))
+
+
+_NAME_CACHE: dict[str, bytes] = {}
+_SUCCESS_DONE = b"\x65\x07\x0a\x01\x00\x04\x00\x04\x00"
+
+
+def _name(attr: str) -> bytes:
+    """Encoded attribute description; the few canonical names are encoded once per process."""
+    enc = _NAME_CACHE.get(attr)
+    if enc is None:
+        enc = octets(attr)
+        if len(_NAME_CACHE) < 4096:
+            _NAME_CACHE[attr] = enc
+    return enc
+
+
+def encode_search_entry(message_id: int, entry: SearchEntry) -> bytes:
+    """One SearchResultEntry message: the hot path of every search."""
+    attrs = []
+    for name, values in entry.attributes:
+        vals = b"".join([tlv(b"\x04", v.encode("utf-8")) for v in values])
+        attrs.append(tlv(b"\x30", _name(name) + tlv(b"\x31", vals)))
+    body = tlv(b"\x64", octets(entry.dn) + tlv(b"\x30", b"".join(attrs)))
+    mid = _MSGID[message_id] if message_id < 1024 else encode_int(message_id)
+    return tlv(b"\x30", mid + body)
+
+
+def encode_search_done(
+    message_id: int, code: int = 0, matched_dn: str = "", message: str = "", controls: Sequence[Control] = ()
+) -> bytes:
+    if code == 0 and not matched_dn and not message and not controls:
+        mid = _MSGID[message_id] if message_id < 1024 else encode_int(message_id)
+        return tlv(b"\x30", mid + _SUCCESS_DONE)
+    return encode_result(message_id, 0x65, code, matched_dn, message, controls)
+
+
+def encode_search_response(
+    message_id: int,
+    entries: Sequence[SearchEntry],
+    code: int = 0,
+    matched_dn: str = "",
+    message: str = "",
+    controls: Sequence[Control] = (),
+) -> bytes:
+    """Every entry then the SearchResultDone, as one buffer for one write."""
+    parts = [encode_search_entry(message_id, e) for e in entries]
+    parts.append(encode_search_done(message_id, code, matched_dn, message, controls))
+    return b"".join(parts)
