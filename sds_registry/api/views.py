@@ -64,9 +64,9 @@ def _if_match() -> int:
 def _write(action: Callable[[Session, Actor], T]) -> T:
     """Authenticate, run ``action`` in one transaction, commit; any error rolls everything back."""
     session = web.session()
-    actor = authenticate()
     begin_write(session)
     try:
+        actor = authenticate()
         result = action(session, actor)
         session.commit()
     except BaseException:
