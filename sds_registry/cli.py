@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import click
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from sds_registry.config import Settings, load_settings
 from sds_registry.db import begin_write, make_engine, make_sessionmaker, transaction
@@ -25,8 +27,14 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _sessions(settings: Settings) -> Any:
-    return make_sessionmaker(make_engine(settings.database_url))
+@contextmanager
+def _database(settings: Settings) -> Iterator[sessionmaker[Session]]:
+    """A sessionmaker for the configured database; the engine is disposed when the command ends."""
+    engine = make_engine(settings.database_url)
+    try:
+        yield make_sessionmaker(engine)
+    finally:
+        engine.dispose()
 
 
 @click.group()
@@ -51,7 +59,7 @@ def db_upgrade() -> None:
 
     settings = _settings()
     upgrade(settings.database_url)
-    with transaction(_sessions(settings)) as session:
+    with _database(settings) as factory, transaction(factory) as session:
         changed = sync_catalogue(session)
     click.echo(f"database at head; {changed} catalogue interactions added or refreshed")
 
@@ -94,21 +102,21 @@ def seed(synthetic: int, start: int) -> None:
     from sds_registry.services.transfer import import_directory
 
     settings = _settings()
-    factory = _sessions(settings)
-    with factory() as session:
-        begin_write(session)
-        for path in sorted(SEED_DIR.glob("*.json")):
-            report = import_directory(session, _load_json(path), skip_existing=True)
-            click.echo(f"{path.name}:")
-            _finish(session, report, path.name)
     added = 0
-    for n in range(start, start + synthetic):
-        with transaction(factory) as session:
+    with _database(settings) as factory:
+        with factory() as session:
             begin_write(session)
-            if find_organisations(session, ods_code=practice_ods(n)):
-                continue
-            create_practice(session, n)
-            added += 1
+            for path in sorted(SEED_DIR.glob("*.json")):
+                report = import_directory(session, _load_json(path), skip_existing=True)
+                click.echo(f"{path.name}:")
+                _finish(session, report, path.name)
+        for n in range(start, start + synthetic):
+            with transaction(factory) as session:
+                begin_write(session)
+                if find_organisations(session, ods_code=practice_ods(n)):
+                    continue
+                create_practice(session, n)
+                added += 1
     if synthetic:
         click.echo(f"synthetic practices: {added} added, {synthetic - added} already present")
 
@@ -119,7 +127,7 @@ def seed(synthetic: int, start: int) -> None:
 def import_(file: Path, lenient: bool) -> None:
     """Import FILE (.json in the export format, or .ldif as ldapsearch prints it): all or nothing."""
     settings = _settings()
-    with _sessions(settings)() as session:
+    with _database(settings) as factory, factory() as session:
         begin_write(session)
         if file.suffix.lower() == ".ldif":
             from sds_registry.ldap.ldif import import_ldif
@@ -140,7 +148,7 @@ def export(fmt: str, output: Path | None) -> None:
     settings = _settings()
     stream = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
-        with _sessions(settings)() as session:
+        with _database(settings) as factory, factory() as session:
             if fmt == "ldif":
                 from sds_registry.ldap.ldif import export_ldif
 
@@ -162,7 +170,7 @@ def resolve(ods: str, interaction: str) -> None:
     """The GP Connect lookup: service root URL, party key and ASID for a practice and interaction."""
     from sds_registry.services.directory import resolve as do_resolve
 
-    with _sessions(_settings())() as session:
+    with _database(_settings()) as factory, factory() as session:
         try:
             found = do_resolve(session, ods, interaction)
         except RegistryError as exc:
@@ -193,7 +201,7 @@ def token_create(name: str, ods_codes: tuple[str, ...], admin: bool) -> None:
     if admin == bool(ods_codes):
         raise click.UsageError("give either --admin or one or more --ods")
     try:
-        with transaction(_sessions(_settings())) as session:
+        with _database(_settings()) as factory, transaction(factory) as session:
             new_token = create_client(session, name, admin=admin, ods_codes=ods_codes)
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None

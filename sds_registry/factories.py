@@ -1,3 +1,4 @@
+# mypy: disable-error-code="attr-defined,no-untyped-call,misc,name-defined"
 """Deterministic synthetic directory data (factory_boy), shared by ``sds seed --synthetic`` and the tests.
 
 Factories build plain input dicts; ``create_practice`` writes them through the registry services, so
@@ -14,6 +15,7 @@ from typing import Any
 import factory
 from sqlalchemy.orm import Session
 
+from sds_registry.domain.interactions import PROVIDER_DEFAULT
 from sds_registry.services import registry
 
 _PRACTICE_LETTERS = "PQRSUVWXY"  # synthetic practices: P00000..Y99999, clear of the seeded codes
@@ -89,7 +91,7 @@ def create_practice(session: Session, n: int, actor: registry.Actor = registry.C
                                                                  party_key=f"{org['ods_code']}-{800000 + n % 100000}")
     provider["cpa_ids"] = {
         interaction: stable_hex(org["ods_code"], interaction)
-        for interaction in registry.PROVIDER_DEFAULT
+        for interaction in PROVIDER_DEFAULT
     }
     registry.register_provider(session, provider, actor, rng=rng)
     if n % 3 == 0:

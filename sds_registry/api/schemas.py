@@ -14,7 +14,7 @@ _Str = fields.String(allow_none=True)
 
 
 def _schema(name: str, scalars: tuple[str, ...], lists: tuple[str, ...],
-            integers: tuple[str, ...] = (), extra: Mapping[str, fields.Field] | None = None) -> type[Schema]:
+            integers: tuple[str, ...] = (), extra: Mapping[str, fields.Field[Any]] | None = None) -> type[Schema]:
     attrs: dict[str, Any] = {}
     for field_name in scalars:
         attrs[field_name] = (fields.Integer(allow_none=True, strict=True) if field_name in integers

@@ -6,7 +6,7 @@ raises, the view rolls back, nothing is stored.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -130,7 +130,7 @@ class Resource:
     create: Callable[[Session, dict[str, Any], Actor], Any]
     update: Callable[..., Any]
     delete: Callable[[Session, str, int | None, Actor], None]
-    find: Callable[..., list[Any]]
+    find: Callable[..., Sequence[Any]]
     filters: tuple[tuple[str, str], ...]  # (query parameter, service keyword)
 
 

@@ -17,7 +17,8 @@ def test_concurrent_puts_with_the_same_if_match(app: Flask, db: Engine, admin_he
         barrier = threading.Barrier(2)
         results: dict[str, int] = {}
 
-        def put(name: str) -> None:
+        def put(name: str, barrier: threading.Barrier = barrier, version: str = version,
+                results: dict[str, int] = results) -> None:
             client = app.test_client()
             barrier.wait()
             response = client.put("/api/organisations/A20047", json={"name": name},
