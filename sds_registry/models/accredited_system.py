@@ -60,6 +60,7 @@ class AccreditedSystem(Versioned, Base):
     __table_args__ = (
         Index("ix_accredited_systems_ods_code_party_key", "ods_code", "party_key"),
         Index("ix_accredited_systems_party_key_lower", func.lower(party_key)),
+        Index("ix_accredited_systems_asid_lower", func.lower(asid)),
         Index("ix_accredited_systems_ods_code_manufacturer_org", "ods_code", "manufacturer_org"),
     )
 

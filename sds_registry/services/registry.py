@@ -114,10 +114,12 @@ def _service_namespace_free(session: Session, identifier: str, *, exclude_as: in
                             exclude_mhs: int | None = None) -> None:
     """ASIDs and MHS unique identifiers share ou=Services (both are uniqueIdentifier=<x>): keep them distinct."""
     lower = identifier.lower()
-    as_row = session.scalar(select(AccreditedSystem.id).where(func.lower(AccreditedSystem.asid) == lower))
-    mhs_row = session.scalar(
-        select(MessageHandlingSystem.id).where(func.lower(MessageHandlingSystem.unique_identifier) == lower)
-    )
+    as_match = func.lower(AccreditedSystem.asid) == lower
+    with session.no_autoflush:
+        as_row = session.scalar(select(AccreditedSystem.id).where(as_match))
+        mhs_row = session.scalar(
+            select(MessageHandlingSystem.id).where(func.lower(MessageHandlingSystem.unique_identifier) == lower)
+        )
     if (as_row is not None and as_row != exclude_as) or (mhs_row is not None and mhs_row != exclude_mhs):
         raise Conflict(f"uniqueIdentifier={identifier},ou=Services,o=nhs already exists")
 
