@@ -88,7 +88,10 @@ def decode_search(flt: str, **kw: object) -> SearchRequest:
 
 def test_gp_connect_mhs_lookup_as_documented() -> None:
     """The GP Connect page's query, spaces between sub-filters and lower-case attribute name included."""
-    flt = "(&(nhsidcode=T99999) (objectClass=nhsMhs) (nhsMhsSvcIA=urn:nhs:names:services:gpconnect:fhir:operation:gpc.getstructuredrecord-1))"
+    flt = (
+        "(&(nhsidcode=T99999) (objectClass=nhsMhs)"
+        " (nhsMhsSvcIA=urn:nhs:names:services:gpconnect:fhir:operation:gpc.getstructuredrecord-1))"
+    )
     msg = codec.decode_message(search_bytes(flt, ["nhsMhsEndPoint", "nhsMhsPartyKey"], message_id=7))
     assert msg.message_id == 7
     assert msg.controls == ()
@@ -118,7 +121,7 @@ def test_gp_connect_mhs_lookup_as_documented() -> None:
         ("(nhsDateApproved>=20150302000000)", GreaterOrEqual("nhsDateApproved", "20150302000000")),
         ("(nhsDateApproved<=20150302000000)", LessOrEqual("nhsDateApproved", "20150302000000")),
         ("(nhsProductName~=systmone)", Approx("nhsProductName", "systmone")),
-        ("(nhsAsSvcIA=urn:nhs:names:services:gpconnect*)", Substrings("nhsAsSvcIA", "urn:nhs:names:services:gpconnect", (), None)),
+        ("(nhsAsSvcIA=urn:nhs:gpconnect*)", Substrings("nhsAsSvcIA", "urn:nhs:gpconnect", (), None)),
         ("(cn=*a*b*)", Substrings("cn", None, ("a", "b"), None)),
         ("(cn=x*y)", Substrings("cn", "x", (), "y")),
         ("(cn=*end)", Substrings("cn", None, (), "end")),
@@ -229,10 +232,14 @@ def test_write_requests_decode_far_enough_to_refuse() -> None:
     cases = [
         ("addRequest", add_operation(dn, {"objectClass": ["nhsAs"], "nhsIDCode": "A1"}, False), codec.ADD, "add"),
         ("delRequest", delete_operation(dn), codec.DELETE, "delete"),
-        ("modifyRequest", modify_operation(dn, {"nhsIDCode": [("MODIFY_REPLACE", ["B2"])]}, False), codec.MODIFY,
-         "modify"),
+        (
+            "modifyRequest",
+            modify_operation(dn, {"nhsIDCode": [("MODIFY_REPLACE", ["B2"])]}, False),
+            codec.MODIFY,
+            "modify",
+        ),
         ("modDNRequest", modify_dn_operation(dn, "uniqueIdentifier=2"), codec.MODDN, "modDN"),
-    ]  # fmt: skip
+    ]
     for name, req, tag, kind in cases:
         assert codec.decode_message(ldap3_bytes(2, name, req)).op == codec.UpdateRequest(kind, dn, tag)
 

@@ -66,8 +66,13 @@ def message(message_id: int, op_name: str, request: object, controls: list[objec
     return bytes(ber_encoder.encode(msg))
 
 
-def search(message_id: int = 1, flt: str = "(objectClass=*)", size_limit: int = 0, time_limit: int = 0,
-           controls: list[object] | None = None) -> bytes:  # fmt: skip
+def search(
+    message_id: int = 1,
+    flt: str = "(objectClass=*)",
+    size_limit: int = 0,
+    time_limit: int = 0,
+    controls: list[object] | None = None,
+) -> bytes:
     req = search_operation("o=nhs", flt, "SUBTREE", "NEVER", ["cn"], size_limit, time_limit, False, True, False)
     return message(message_id, "searchRequest", req, controls)
 

@@ -1,0 +1,637 @@
+"""A real LDAP server on 127.0.0.1:0 driven by ldap3 and OpenLDAP's ldapsearch: plain, StartTLS, LDAPS + client certs.
+
+The directory behind it is InMemoryFakeDirectory, an honest test-only implementation of the Directory
+interface (search/compare over a handful of SDS entries), so these tests exercise the wire layer only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import ipaddress
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+
+with warnings.catch_warnings():  # ldap3 2.9 imports names pyasn1 0.6 deprecates
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import ldap3
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from sds_registry.config import Settings
+from sds_registry.ldap import ast, codec
+from sds_registry.ldap.ast import Result, SearchEntry, SearchRequest
+from sds_registry.ldap.server import serve_ldap
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+LDAPSEARCH = shutil.which("ldapsearch")
+STRUCTURED = "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getstructuredrecord-1"
+CASE_EXACT = {"nhsidcode", "nhsassvcia", "nhsmhssvcia", "nhsmhsendpoint", "nhsmhscpaid"}
+
+
+def _entries() -> list[SearchEntry]:
+    mhs = SearchEntry(
+        "uniqueIdentifier=472b35d4641b76454b13,ou=Services,o=nhs",
+        [
+            ("objectClass", ["top", "nhsMhs"]),
+            ("uniqueIdentifier", ["472b35d4641b76454b13"]),
+            ("nhsIDCode", ["T99999"]),
+            ("nhsMhsSvcIA", [STRUCTURED]),
+            ("nhsMHSEndPoint", ["https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured"]),
+            ("nhsMHSPartyKey", ["T99999-9999999"]),
+        ],
+    )
+    as_ = SearchEntry(
+        "uniqueIdentifier=999999999999,ou=Services,o=nhs",
+        [
+            ("objectClass", ["top", "nhsAs"]),
+            ("uniqueIdentifier", ["999999999999"]),
+            ("nhsIDCode", ["T99999"]),
+            ("nhsMHSPartyKey", ["T99999-9999999"]),
+            ("nhsAsSvcIA", [STRUCTURED]),
+        ],
+    )
+    bulk = [
+        SearchEntry(
+            f"uniqueIdentifier={200000000000 + i},ou=Services,o=nhs",
+            [("objectClass", ["top", "nhsAs"]), ("uniqueIdentifier", [str(200000000000 + i)]), ("nhsIDCode", ["B1"])],
+        )
+        for i in range(25)
+    ]
+    return [mhs, as_, *bulk]
+
+
+class InMemoryFakeDirectory:
+    """Test-only Directory over a fixed entry list: subtree of ou=services,o=nhs, simple RFC 4511 matching."""
+
+    BASE = "ou=services,o=nhs"
+
+    def __init__(self) -> None:
+        self.entries = _entries()
+
+    @staticmethod
+    def _norm_dn(dn: str) -> str:
+        return ",".join(p.strip().lower() for p in dn.split(","))
+
+    def _values(self, entry: SearchEntry, attr: str) -> list[str]:
+        return next((v for n, v in entry.attributes if n.lower() == attr.lower()), [])
+
+    def _eq(self, attr: str, a: str, b: str) -> bool:
+        return a == b if attr.lower() in CASE_EXACT else a.lower() == b.lower()
+
+    def _match(self, f: ast.Filter, e: SearchEntry) -> bool:
+        if isinstance(f, ast.And):
+            return all(self._match(x, e) for x in f.filters)
+        if isinstance(f, ast.Or):
+            return any(self._match(x, e) for x in f.filters)
+        if isinstance(f, ast.Not):
+            return not self._match(f.filter, e)
+        if isinstance(f, ast.Present):
+            return f.attr.lower() == "objectclass" or bool(self._values(e, f.attr))
+        if isinstance(f, ast.Equality):
+            return any(self._eq(f.attr, v, f.value) for v in self._values(e, f.attr))
+        if isinstance(f, ast.Substrings):
+            return any(v.lower().startswith((f.initial or "").lower()) for v in self._values(e, f.attr))
+        return False
+
+    def search(self, request: SearchRequest, size_limit: int, time_limit: float) -> tuple[list[SearchEntry], Result]:
+        if self._norm_dn(request.base) != self.BASE:
+            return [], Result(32, "o=nhs", "no such object")
+        found = [e for e in self.entries if self._match(request.filter, e)]
+        wanted = {a.lower() for a in request.attributes}
+        out = []
+        for e in found:
+            if not wanted or "*" in wanted:
+                attrs = e.attributes
+            else:
+                attrs = [(n, v) for n, v in e.attributes if n.lower() in wanted]
+            out.append(SearchEntry(e.dn, [(n, [] if request.types_only else v) for n, v in attrs]))
+        if size_limit and len(out) > size_limit:
+            return out[:size_limit], Result(4)
+        return out, Result(0)
+
+    def compare(self, dn: str, attr: str, value: str) -> Result:
+        for e in self.entries:
+            if self._norm_dn(e.dn) == self._norm_dn(dn):
+                return Result(6 if any(self._eq(attr, v, value) for v in self._values(e, attr)) else 5)
+        return Result(32)
+
+
+@dataclass
+class RunningServer:
+    host: str
+    port: int
+    ldaps_port: int | None
+    settings: Settings
+    loop: asyncio.AbstractEventLoop
+    thread: threading.Thread
+
+    @property
+    def uri(self) -> str:
+        return f"ldap://{self.host}:{self.port}"
+
+
+@contextmanager
+def running_server(settings: Settings, directory: object, inline: bool = True) -> Iterator[RunningServer]:
+    """serve_ldap in a thread with its own event loop; stopped and joined on exit."""
+    ready = threading.Event()
+    box: dict[str, object] = {}
+
+    def target() -> None:
+        loop = asyncio.new_event_loop()
+        box["loop"] = loop
+        stop = asyncio.Event()
+        box["stop"] = stop
+
+        def on_ready(addresses: dict[str, tuple[str, int]]) -> None:
+            box["addresses"] = addresses
+            ready.set()
+
+        try:
+            loop.run_until_complete(serve_ldap(settings, directory, stop, inline=inline, on_ready=on_ready))  # type: ignore[arg-type]
+        except BaseException as exc:  # noqa: BLE001 - reported to the test below
+            box["error"] = exc
+            ready.set()
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    assert ready.wait(10), "server did not start"
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    addresses: dict[str, tuple[str, int]] = box["addresses"]  # type: ignore[assignment]
+    loop: asyncio.AbstractEventLoop = box["loop"]  # type: ignore[assignment]
+    host, port = addresses["ldap"]
+    server = RunningServer(host, port, addresses.get("ldaps", (None, None))[1], settings, loop, thread)
+    try:
+        yield server
+    finally:
+        loop.call_soon_threadsafe(box["stop"].set)  # type: ignore[attr-defined]
+        thread.join(10)
+        assert not thread.is_alive(), "server did not stop"
+        assert "error" not in box, box.get("error")
+
+
+def base_settings(**kw: object) -> Settings:
+    return replace(Settings(), **{"ldap_bind": "127.0.0.1:0", "ldaps_bind": "", **kw})  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=["inline", "threads"])
+def server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
+    with running_server(base_settings(), InMemoryFakeDirectory(), inline=request.param == "inline") as s:
+        yield s
+
+
+@contextmanager
+def ldap3_connection(server: RunningServer, **kw: object) -> Iterator[ldap3.Connection]:
+    """An anonymously bound ldap3 connection, unbound (socket closed) on exit."""
+    srv = ldap3.Server(server.host, port=server.port, get_info=ldap3.NONE)
+    conn = ldap3.Connection(srv, auto_bind=True, **kw)  # type: ignore[arg-type]
+    try:
+        yield conn
+    finally:
+        conn.unbind()
+
+
+@contextmanager
+def ldap3_tls_connection(server: ldap3.Server, start_tls: bool = False) -> Iterator[ldap3.Connection]:
+    conn = ldap3.Connection(server, receive_timeout=5)
+    try:
+        with warnings.catch_warnings():
+            # ldap3 2.9 checks the host name with ssl.match_hostname, deprecated since Python 3.7
+            warnings.filterwarnings("ignore", "ssl.match_hostname", DeprecationWarning)
+            if start_tls:
+                conn.open()
+                assert conn.start_tls()
+            assert conn.bind()
+        yield conn
+    finally:
+        conn.unbind()
+
+
+# ---- ldap3 ----------------------------------------------------------------------------------------------------
+
+
+def test_gp_connect_two_step_lookup_with_ldap3(server: RunningServer) -> None:
+    with ldap3_connection(server) as conn:  # ldap3 itself refuses the documented "ou=services, o=nhs"
+        assert conn.search(
+            "ou=Services,o=NHS",
+            f"(&(nhsIDCode=T99999) (objectClass=nhsMhs) (nhsMhsSvcIA={STRUCTURED}))",
+            attributes=["nhsMhsEndPoint", "nhsMhsPartyKey"],
+        )
+        (entry,) = conn.response
+        assert entry["dn"] == "uniqueIdentifier=472b35d4641b76454b13,ou=Services,o=nhs"
+        assert entry["raw_attributes"] == {
+            "nhsMHSEndPoint": [b"https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured"],
+            "nhsMHSPartyKey": [b"T99999-9999999"],
+        }
+        assert conn.search(
+            "ou=services,o=nhs",
+            "(&(nhsIDCode=T99999) (objectClass=nhsAS) (nhsMHSPartyKey=T99999-9999999))",
+            attributes=["uniqueIdentifier"],
+        )
+        assert [e["raw_attributes"]["uniqueIdentifier"] for e in conn.response] == [[b"999999999999"]]
+
+
+def test_results_codes_limits_and_whoami_with_ldap3(server: RunningServer) -> None:
+    with ldap3_connection(server) as conn:
+        assert not conn.search("ou=nowhere,o=nhs", "(objectClass=*)")
+        assert (conn.result["result"], conn.result["dn"]) == (32, "o=nhs")
+        conn.search("ou=services,o=nhs", "(nhsIDCode=B1)", size_limit=5)
+        assert conn.result["result"] == 4 and len(conn.response) == 5
+        assert conn.extend.standard.who_am_i() in (None, "")
+        assert conn.compare("uniqueIdentifier=999999999999,ou=services,o=nhs", "nhsIDCode", "T99999") is True
+        assert conn.compare("uniqueIdentifier=999999999999,ou=services,o=nhs", "nhsIDCode", "t99999") is False
+        assert not conn.delete("uniqueIdentifier=999999999999,ou=services,o=nhs")
+        assert conn.result["result"] == 53 and "/api" in conn.result["message"]
+
+
+def test_paged_search_with_ldap3(server: RunningServer) -> None:
+    with ldap3_connection(server) as conn:
+        pages = []
+        cookie: bytes | None = None
+        while True:
+            conn.search(
+                "ou=services,o=nhs",
+                "(nhsIDCode=B1)",
+                attributes=["uniqueIdentifier"],
+                paged_size=10,
+                paged_cookie=cookie,
+            )
+            pages.append(len(conn.response))
+            cookie = conn.result["controls"]["1.2.840.113556.1.4.319"]["value"]["cookie"]
+            if not cookie:
+                break
+        assert pages == [10, 10, 5]
+
+
+def test_many_connections_at_once(server: RunningServer) -> None:
+    errors: list[BaseException] = []
+
+    def client() -> None:
+        try:
+            with ldap3_connection(server) as conn:
+                for _ in range(20):
+                    conn.search("ou=services,o=nhs", "(uniqueIdentifier=999999999999)", attributes=["nhsIDCode"])
+                    assert len(conn.response) == 1
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+
+
+# ---- OpenLDAP's ldapsearch ----------------------------------------------------------------------------------------
+
+
+def _need_ldapsearch() -> str:
+    if LDAPSEARCH is None:
+        if IN_CI:
+            pytest.fail("ldapsearch (ldap-utils) is required under CI=true")
+        pytest.skip("ldapsearch is not installed")
+    return LDAPSEARCH
+
+
+def ldapsearch(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    cmd = [_need_ldapsearch(), "-x", "-LLL", "-o", "ldif-wrap=no", "-o", "nettimeout=10", *args]
+    if env:  # LDAPNOINIT would also drop the LDAPTLS_* variables; point the config files nowhere instead
+        full_env = dict(os.environ, LDAPCONF="/dev/null", LDAPRC="sds-test-no-such-ldaprc", **env)
+    else:
+        full_env = dict(os.environ, LDAPNOINIT="1")
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=full_env)
+
+
+def test_gp_connect_documented_queries_with_ldapsearch(server: RunningServer) -> None:
+    """The GPC SDS page's commands as written: spaces between sub-filters, mixed-case attribute names."""
+    step1 = ldapsearch(
+        [
+            "-H",
+            server.uri,
+            "-b",
+            "ou=services, o=nhs",
+            f"(&(nhsidcode=T99999) (objectClass=nhsMhs) (nhsMhsSvcIA={STRUCTURED}))",
+            "nhsMhsEndPoint",
+            "nhsMhsPartyKey",
+        ]
+    )
+    assert step1.returncode == 0, step1.stderr
+    assert step1.stdout.split("\n") == [
+        "dn: uniqueIdentifier=472b35d4641b76454b13,ou=Services,o=nhs",
+        "nhsMHSEndPoint: https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured",
+        "nhsMHSPartyKey: T99999-9999999",
+        "",
+        "",
+    ]
+    step2 = ldapsearch(
+        [
+            "-H",
+            server.uri,
+            "-b",
+            "ou=services, o=nhs",
+            "(&(nhsidcode=T99999) (objectclass=nhsAs) (nhsMHSPartyKey=T99999-9999999))",
+            "uniqueIdentifier",
+        ]
+    )
+    assert step2.returncode == 0, step2.stderr
+    assert "uniqueIdentifier: 999999999999" in step2.stdout
+
+
+def test_ldapsearch_paging_missing_base_and_whoami(server: RunningServer) -> None:
+    paged = ldapsearch(["-H", server.uri, "-b", "ou=services,o=nhs", "-E", "pr=7/noprompt", "(nhsIDCode=B1)", "1.1"])
+    assert paged.returncode == 0, paged.stderr
+    assert paged.stdout.count("dn: ") == 25
+    missing = ldapsearch(["-H", server.uri, "-b", "ou=other,o=nhs", "(objectClass=*)"])
+    assert missing.returncode == 32
+    who = subprocess.run(
+        [shutil.which("ldapwhoami") or "ldapwhoami", "-x", "-H", server.uri],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=dict(os.environ, LDAPNOINIT="1"),
+    )
+    assert who.returncode == 0 and who.stdout.strip() == "anonymous"
+
+
+def test_ldapsearch_file_of_filters_on_one_connection(server: RunningServer, tmp_path: Path) -> None:
+    """The benchmark's way of calling: ldapsearch -f with a filter pattern, many searches per connection."""
+    lines = ["(nhsIDCode=T99999)(objectClass=nhsAs)", "(nhsIDCode=X)(objectClass=nhsAs)"] * 50
+    path = tmp_path / "filters"
+    path.write_text("\n".join(lines) + "\n")
+    out = ldapsearch(["-H", server.uri, "-b", "ou=Services,o=nhs", "-f", str(path), "(&%s)", "uniqueIdentifier"])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("uniqueIdentifier: 999999999999") == 50
+
+
+# ---- TLS: StartTLS and LDAPS with mutual authentication -------------------------------------------------------------
+
+
+@dataclass
+class Pki:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+    rogue_cert: Path
+    rogue_key: Path
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
+    path.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    path.with_suffix(".key").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return path.with_suffix(".crt"), path.with_suffix(".key")
+
+
+def _issue(
+    name: str,
+    key: ec.EllipticCurvePrivateKey,
+    issuer: x509.Name,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    *,
+    ca: bool = False,
+    server: bool = False,
+) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
+        .issuer_name(issuer)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if ca:
+        builder = builder.add_extension(
+            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
+        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+    else:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        ).add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
+    if server:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
+    d = tmp_path_factory.mktemp("pki")
+    ca_key = _key()
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SDS Test Root CA")])
+    ca_cert = _issue("SDS Test Root CA", ca_key, ca_name, ca_key, ca=True)
+    ca_path, _ = _write(d / "ca", ca_cert, ca_key)
+    skey, ckey, rkey = _key(), _key(), _key()
+    scert, skeyp = _write(d / "server", _issue("localhost", skey, ca_name, ca_key, server=True), skey)
+    ccert, ckeyp = _write(d / "client", _issue("gpc-consumer", ckey, ca_name, ca_key), ckey)
+    rogue_ca = _key()
+    rogue_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Rogue CA")])
+    rcert, rkeyp = _write(d / "rogue", _issue("rogue", rkey, rogue_name, rogue_ca), rkey)
+    return Pki(ca_path, scert, skeyp, ccert, ckeyp, rcert, rkeyp)
+
+
+@pytest.fixture
+def tls_server(pki: Pki) -> Iterator[RunningServer]:
+    settings = base_settings(
+        ldaps_bind="127.0.0.1:0",
+        ldap_tls_cert=str(pki.server_cert),
+        ldap_tls_key=str(pki.server_key),
+        ldap_tls_client_ca=str(pki.ca),
+    )
+    with running_server(settings, InMemoryFakeDirectory()) as s:
+        yield s
+
+
+def _tls(pki: Pki, cert: Path | None, key: Path | None) -> ldap3.Tls:
+    return ldap3.Tls(
+        validate=ssl.CERT_REQUIRED,
+        ca_certs_file=str(pki.ca),
+        local_certificate_file=str(cert) if cert else None,
+        local_private_key_file=str(key) if key else None,
+    )
+
+
+def test_ldaps_with_client_certificate_ldap3(tls_server: RunningServer, pki: Pki) -> None:
+    srv = ldap3.Server(
+        "127.0.0.1",
+        port=tls_server.ldaps_port,
+        use_ssl=True,
+        tls=_tls(pki, pki.client_cert, pki.client_key),
+        get_info=ldap3.NONE,
+    )
+    with ldap3_tls_connection(srv) as conn:
+        conn.search("ou=services,o=nhs", "(uniqueIdentifier=999999999999)", attributes=["nhsIDCode"])
+        assert conn.response[0]["raw_attributes"]["nhsIDCode"] == [b"T99999"]
+
+
+@pytest.mark.parametrize("who", ["no certificate", "certificate from another CA"])
+def test_ldaps_refuses_clients_without_a_trusted_certificate(tls_server: RunningServer, pki: Pki, who: str) -> None:
+    cert, key = (None, None) if who == "no certificate" else (pki.rogue_cert, pki.rogue_key)
+    srv = ldap3.Server(
+        "127.0.0.1",
+        port=tls_server.ldaps_port,
+        use_ssl=True,
+        tls=_tls(pki, cert, key),
+        get_info=ldap3.NONE,
+        connect_timeout=5,
+    )
+    with pytest.raises(ldap3.core.exceptions.LDAPException), ldap3_tls_connection(srv) as conn:
+        conn.search("ou=services,o=nhs", "(objectClass=*)")
+    # and the server still serves others
+    with ldap3_connection(tls_server) as conn:
+        assert conn.search("ou=services,o=nhs", "(uniqueIdentifier=999999999999)")
+
+
+def test_start_tls_ldap3(tls_server: RunningServer, pki: Pki) -> None:
+    srv = ldap3.Server(
+        "127.0.0.1", port=tls_server.port, tls=_tls(pki, pki.client_cert, pki.client_key), get_info=ldap3.NONE
+    )
+    with ldap3_tls_connection(srv, start_tls=True) as conn:
+        conn.search("ou=services,o=nhs", "(uniqueIdentifier=999999999999)", attributes=["nhsIDCode"])
+        assert conn.response[0]["raw_attributes"]["nhsIDCode"] == [b"T99999"]
+
+
+def test_ldaps_and_start_tls_with_ldapsearch(tls_server: RunningServer, pki: Pki) -> None:
+    env = {
+        "LDAPTLS_CACERT": str(pki.ca),
+        "LDAPTLS_CERT": str(pki.client_cert),
+        "LDAPTLS_KEY": str(pki.client_key),
+        "LDAPTLS_REQCERT": "demand",
+    }
+    flt = f"(&(nhsIDCode=T99999) (objectClass=nhsMhs) (nhsMhsSvcIA={STRUCTURED}))"
+    ldaps = ldapsearch(
+        ["-H", f"ldaps://127.0.0.1:{tls_server.ldaps_port}", "-b", "ou=services, o=nhs", flt, "nhsMhsEndPoint"], env
+    )
+    assert ldaps.returncode == 0, ldaps.stderr
+    assert "nhsMHSEndPoint: https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured" in ldaps.stdout
+    starttls = ldapsearch(["-ZZ", "-H", tls_server.uri, "-b", "ou=services, o=nhs", flt, "nhsMhsEndPoint"], env)
+    assert starttls.returncode == 0, starttls.stderr
+    assert "nhsMHSEndPoint:" in starttls.stdout
+    no_cert = {k: v for k, v in env.items() if k not in ("LDAPTLS_CERT", "LDAPTLS_KEY")}
+    refused = ldapsearch(["-H", f"ldaps://127.0.0.1:{tls_server.ldaps_port}", "-b", "o=nhs", flt], no_cert)
+    assert refused.returncode != 0
+
+
+# ---- limits and robustness with raw sockets -------------------------------------------------------------------------
+
+
+def _raw(server: RunningServer) -> socket.socket:
+    s = socket.create_connection((server.host, server.port), timeout=5)
+    return s
+
+
+def _read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def _search_message(message_id: int) -> bytes:
+    from sds_registry.ldap.ast import DerefAliases, Equality, Scope
+
+    del DerefAliases, Equality, Scope
+    body = (
+        codec.octets("ou=services,o=nhs")
+        + b"\x0a\x01\x02\x0a\x01\x00\x02\x01\x00\x02\x01\x00\x01\x01\x00"
+        + codec.tlv(b"\xa3", codec.octets("uniqueIdentifier") + codec.octets("999999999999"))
+        + codec.tlv(b"\x30", codec.octets("nhsIDCode"))
+    )
+    return codec.tlv(b"\x30", codec.encode_int(message_id) + codec.tlv(b"\x63", body))
+
+
+def _assert_serves(server: RunningServer) -> None:
+    with _raw(server) as s:
+        s.sendall(_search_message(1))
+        data = b""
+        while not data.endswith(codec.encode_search_done(1)):
+            chunk = s.recv(65536)
+            assert chunk, "server closed a healthy connection"
+            data += chunk
+        assert b"T99999" in data
+
+
+def test_idle_connections_are_closed() -> None:
+    with running_server(base_settings(ldap_idle_timeout=0.3), InMemoryFakeDirectory()) as server:
+        with _raw(server) as s:
+            t0 = time.monotonic()
+            assert _read_until_closed(s) == b""
+            assert 0.25 < time.monotonic() - t0 < 3
+
+
+def test_excess_connections_are_closed_at_once() -> None:
+    with running_server(base_settings(ldap_max_connections=2), InMemoryFakeDirectory()) as server:
+        with _raw(server) as a, _raw(server) as b:
+            a.sendall(_search_message(1))
+            b.sendall(_search_message(1))
+            assert a.recv(65536) and b.recv(65536)
+            with _raw(server) as c:
+                notice = _read_until_closed(c)
+                assert codec.NOTICE_OF_DISCONNECTION.encode() in notice
+        time.sleep(0.2)
+        _assert_serves(server)
+
+
+def test_oversized_message_disconnects_only_that_client() -> None:
+    with running_server(base_settings(ldap_max_message_bytes=4096), InMemoryFakeDirectory()) as server:
+        with _raw(server) as healthy, _raw(server) as bad:
+            bad.sendall(b"\x30\x84\x00\x10\x00\x00" + b"\x00" * 1000)
+            notice = _read_until_closed(bad)
+            assert codec.NOTICE_OF_DISCONNECTION.encode() in notice
+            healthy.sendall(_search_message(5))
+            assert b"T99999" in healthy.recv(65536)
+
+
+def test_garbage_gets_a_notice_and_the_server_goes_on(server: RunningServer) -> None:
+    with _raw(server) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        notice = _read_until_closed(s)
+        assert codec.NOTICE_OF_DISCONNECTION.encode() in notice
+    _assert_serves(server)
+
+
+def test_pipelined_requests_are_answered_in_order(server: RunningServer) -> None:
+    with _raw(server) as s:
+        s.sendall(b"".join(_search_message(i) for i in range(1, 201)))
+        data = b""
+        last = codec.encode_search_done(200)
+        while not data.endswith(last):
+            chunk = s.recv(65536)
+            assert chunk
+            data += chunk
+        messages, used = codec.split_messages(data, 1 << 20)
+        assert used == len(data) and len(messages) == 400
+
+
+def _unused(_: Callable[..., object]) -> None:
+    """Keeps type checkers quiet about helper imports used only in some runs."""
