@@ -1,18 +1,288 @@
-"""SDS FHIR API views (placeholder until the facade lands): registers nothing yet."""
+"""SDS FHIR R4 API routes: /Device, /Endpoint, /healthcheck(/deep), and the FHIR 404/405 answers.
+
+Flask glue only: read the request (correlation id, parameters, Accept/_format), call the directory's
+indexed lookups, hand the rows to the pure renderer, and write the national API's headers. The order of
+checks is the national backend's: X-Correlation-Id, then parameters, then Accept.
+
+Served under ``/spine-directory/FHIR/R4`` and, when SDS_FHIR_BASE is set, under that base as well
+(``SDS_FHIR_BASE=/`` serves ``/Device`` and ``/Endpoint`` at the root, for clients configured with a
+bare base URL such as the MHS adaptor's WireMock layout; ``SDS_FHIR_BASE=/spine-directory`` serves
+``/spine-directory/Device``, the gpc-consumer mock's layout).
+"""
 
 from __future__ import annotations
 
+import logging
+import uuid
+import zlib
+from collections.abc import Iterable, Iterator
 from typing import Any
+from urllib.parse import unquote
 
-from flask import Flask
+from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
+from sds_registry import web
 from sds_registry.config import Settings
+from sds_registry.errors import ConfigError
+from sds_registry.fhir import render, render_xml, search
+from sds_registry.services import directory
+
+log = logging.getLogger(__name__)
+
+STANDARD_BASE = "/spine-directory/FHIR/R4"
+FHIR_JSON = "application/fhir+json"
+JSON = "application/json"
+FHIR_XML = "application/fhir+xml"
+CORRELATION_ID = "X-Correlation-ID"
+#: Bodies estimated above this many bytes are streamed (chunked), entry by entry.
+STREAM_MIN_BYTES = 64 * 1024
+_DEVICE_BASE_BYTES, _DEVICE_BYTES_PER_INTERACTION, _ENDPOINT_BYTES = 1200, 370, 2600
 
 
 def register(app: Flask, settings: Settings) -> None:
+    """Routes at the standard base and at SDS_FHIR_BASE; health checks at / and under each base."""
+    for base in bases(settings.fhir_base):
+        suffix = base.replace("/", "_") or "_root"
+        for name, view in (("Device", device_search), ("Endpoint", endpoint_search)):
+            app.add_url_rule(f"{base}/{name}", endpoint=f"fhir_{name.lower()}{suffix}", view_func=view,
+                             methods=["GET"], provide_automatic_options=False)
+        app.add_url_rule(f"{base}/healthcheck", endpoint=f"fhir_healthcheck{suffix}", view_func=healthcheck,
+                         methods=["GET"], provide_automatic_options=False)
+        app.add_url_rule(f"{base}/healthcheck/deep", endpoint=f"fhir_deep_healthcheck{suffix}",
+                         view_func=deep_healthcheck, methods=["GET"], provide_automatic_options=False)
+    if "" not in bases(settings.fhir_base):
+        app.add_url_rule("/healthcheck", endpoint="healthcheck", view_func=healthcheck,
+                         methods=["GET"], provide_automatic_options=False)
+        app.add_url_rule("/healthcheck/deep", endpoint="deep_healthcheck", view_func=deep_healthcheck,
+                         methods=["GET"], provide_automatic_options=False)
+
+
+def bases(fhir_base: str) -> list[str]:
+    """The standard base plus SDS_FHIR_BASE normalised ("/" -> "", "a/b/" -> "/a/b")."""
+    found = [STANDARD_BASE]
+    if fhir_base:
+        extra = "/" + fhir_base.strip().strip("/") if fhir_base.strip().strip("/") else ""
+        if any(c in extra for c in "<>?#% \t") or "//" in extra:
+            raise ConfigError(f"SDS_FHIR_BASE: not a URL path: {fhir_base!r}")
+        if extra not in found:
+            found.append(extra)
+    return found
+
+
+# ---- Correlation id, content negotiation, errors ----------------------------------------------------------
+
+
+def new_correlation_id() -> str:
+    return str(uuid.uuid4()).upper()
+
+
+def _correlation_id() -> tuple[str, str | None]:
+    """(the id to echo, the 400 message if the client's X-Correlation-Id is not a UUID)."""
+    given = request.headers.get("X-Correlation-Id")
+    if not given:
+        return new_correlation_id(), None
+    if not search.valid_correlation_id(given):
+        return new_correlation_id(), search.invalid_correlation_id().message
+    return given, None
+
+
+_FORMATS = {
+    "json": FHIR_JSON, FHIR_JSON: FHIR_JSON, JSON: JSON,
+    "xml": FHIR_XML, FHIR_XML: FHIR_XML, "application/xml": FHIR_XML, "text/xml": FHIR_XML,
+}
+
+
+def negotiate(accept: str | None, formats: list[str]) -> str | None:
+    """The response type, or None (406). National rule: ``*/*`` or fhir+json -> fhir+json, else json, else
+    406; a list is comma-separated and case-insensitive (media-type parameters are ignored, q=0 drops an
+    item). Additions: FHIR XML when the first recognised type is an XML one, and ``_format`` (last value
+    wins) overriding Accept as FHIR R4 §3.1.0.1.10 says."""
+    if formats:
+        return _FORMATS.get(formats[-1].strip().lower().replace(" ", "+"))
+    types = []
+    for item in (FHIR_JSON if accept is None else accept).lower().split(","):
+        media, _, params = item.partition(";")
+        if any(p.strip().replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params.split(";")):
+            continue
+        types.append(media.strip())
+    recognised = [t for t in types if t in ("*/*", FHIR_JSON, JSON, FHIR_XML, "application/xml")]
+    if recognised and recognised[0] in (FHIR_XML, "application/xml"):
+        return FHIR_XML
+    if "*/*" in types or FHIR_JSON in types:
+        return FHIR_JSON
+    if JSON in types:
+        return JSON
     return None
 
 
+def outcome_response(status: int, correlation_id: str, message: str | None = None) -> Response:
+    """The national OperationOutcome (indent 4, always application/fhir+json) with X-Correlation-ID."""
+    body = render.dumps(render.operation_outcome(status, correlation_id, message), indent=4)
+    response = Response(body, status=status, mimetype=FHIR_JSON)
+    response.headers[CORRELATION_ID] = correlation_id
+    if status == 405:
+        response.headers["Allow"] = "GET"
+    return response
+
+
 def http_error_response(exc: HTTPException) -> Any:
-    return exc
+    """App-level handler for paths outside /api: unknown path -> 404, wrong method -> 405, as national."""
+    correlation_id, _ = _correlation_id()
+    status = exc.code or 500
+    if status in (404, 405):
+        return outcome_response(status, correlation_id)
+    if status >= 500:
+        original = getattr(exc, "original_exception", None)
+        message = type(original).__name__ if original is not None else exc.name
+        return outcome_response(status, correlation_id, message)
+    return outcome_response(status, correlation_id, exc.description or exc.name)
+
+
+# ---- Searches -----------------------------------------------------------------------------------------------
+
+
+def _urls() -> tuple[str, str]:
+    """(search URL without query, the unquoted full request URL) as the national backend writes them."""
+    base_url = f"{request.scheme}://{request.host}{request.script_root}{request.path}"
+    query = request.query_string.decode("utf-8", "replace")
+    return base_url, f"{base_url}?{unquote(query)}" if query else base_url
+
+
+def _params() -> list[tuple[str, str]]:
+    return list(request.args.items(multi=True))
+
+
+def _prologue(parse: Any) -> tuple[str, Any, str] | Response:
+    """Method, correlation id, parameters, content type: an error Response or (id, query, content type)."""
+    correlation_id, bad_id = _correlation_id()
+    if request.method != "GET":
+        return outcome_response(405, correlation_id)
+    if bad_id is not None:
+        return outcome_response(400, correlation_id, bad_id)
+    params = _params()
+    try:
+        query = parse(params)
+    except search.SearchError as exc:
+        return outcome_response(400, correlation_id, exc.message)
+    content_type = negotiate(request.headers.get("Accept"), search.format_values(params))
+    if content_type is None:
+        return outcome_response(406, correlation_id)
+    return correlation_id, query, content_type
+
+
+def device_search() -> Response:
+    prologue = _prologue(search.parse_device)
+    if isinstance(prologue, Response):
+        return prologue
+    correlation_id, query, content_type = prologue
+    try:
+        records = directory.find_accredited_system_views(
+            web.session(), ods_code=query.ods_code, interaction_id=query.interaction_id,
+            party_key=query.party_key, manufacturer_org=query.manufacturer_org)
+    except Exception as exc:  # noqa: BLE001 - the national API answers any lookup failure with a 500 outcome
+        log.exception("Device lookup failed")
+        return outcome_response(500, correlation_id, type(exc).__name__)
+    estimate = sum(_DEVICE_BASE_BYTES + _DEVICE_BYTES_PER_INTERACTION * len(r.interactions) for r in records)
+    resources = (render.device(record, new_correlation_id()) for record in records)
+    return _bundle_response(correlation_id, content_type, len(records), resources, estimate)
+
+
+def endpoint_search() -> Response:
+    prologue = _prologue(search.parse_endpoint)
+    if isinstance(prologue, Response):
+        return prologue
+    correlation_id, query, content_type = prologue
+    try:
+        session = web.session()
+        records = directory.find_mhs_views(session, ods_code=query.ods_code,
+                                           interaction_id=query.interaction_id, party_key=query.party_key)
+        addresses = _intermediary_addresses(session, records)
+    except Exception as exc:  # noqa: BLE001
+        log.exception("Endpoint lookup failed")
+        return outcome_response(500, correlation_id, type(exc).__name__)
+    resources = [resource for record, address in zip(records, addresses, strict=True)
+                 for resource in render.endpoints(record, new_correlation_id, address)]
+    return _bundle_response(correlation_id, content_type, len(resources), iter(resources),
+                            _ENDPOINT_BYTES * len(resources))
+
+
+def _intermediary_addresses(session: Any, records: list[directory.MhsView]) -> list[str | None]:
+    """Forward reliable/express interactions answer with the Spine intermediary's address (reference §1.7).
+
+    The intermediary is the MHS record of SPINE_CORE_ODS for the tms Reliable/ExpressIntermediary
+    interaction. Where the national backend fails (500) when that record is missing or ambiguous, we
+    keep the registered address and log a warning.
+    """
+    found: dict[str, str | None] = {}
+    out: list[str | None] = []
+    for record in records:
+        intermediary = search.forward_intermediary(record.interaction_id)
+        if intermediary is None:
+            out.append(None)
+            continue
+        if intermediary not in found:
+            rows = directory.find_mhs_views(session, ods_code=search.SPINE_CORE_ODS, interaction_id=intermediary)
+            urls = [url for row in rows for url in row.endpoints]
+            if len(rows) != 1 or len(urls) != 1:
+                log.warning("expected one %s record with one endpoint for %s, found %d records and %d endpoints",
+                            intermediary, search.SPINE_CORE_ODS, len(rows), len(urls))
+            found[intermediary] = urls[0] if urls else None
+        out.append(found[intermediary])
+    return out
+
+
+def _bundle_response(correlation_id: str, content_type: str, total: int, resources: Iterable[render.Resource],
+                     estimate: int) -> Response:
+    base_url, self_url = _urls()
+    head = render.bundle_head(new_correlation_id(), total, self_url)
+    if content_type == FHIR_XML:
+        body = render_xml.bundle(head, base_url, resources)
+        response = Response(body, mimetype=FHIR_XML)
+    elif estimate >= STREAM_MIN_BYTES:
+        chunks = render.iter_bundle(head, base_url, resources)
+        response = Response(_streamed(chunks, web.accepts_gzip()), mimetype=content_type)
+        if web.accepts_gzip():
+            response.headers["Content-Encoding"] = "gzip"
+    else:
+        head["entry"] = [render.entry(base_url, r) for r in resources]
+        response = Response(render.dumps(head), mimetype=content_type)
+    response.headers[CORRELATION_ID] = correlation_id
+    return response
+
+
+def _streamed(chunks: Iterator[str], gzip: bool) -> Iterator[bytes]:
+    """Encode (and gzip, when asked: web.py compresses only bodies it holds whole) as the chunks come."""
+    if not gzip:
+        for chunk in chunks:
+            yield chunk.encode("utf-8")
+        return
+    compressor = zlib.compressobj(5, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+    for chunk in chunks:
+        data = compressor.compress(chunk.encode("utf-8"))
+        if data:
+            yield data
+    yield compressor.flush()
+
+
+# ---- Health checks ------------------------------------------------------------------------------------------
+
+
+def healthcheck() -> Response:
+    """Empty 200, as the national backend's /healthcheck."""
+    return Response(b"", status=200)
+
+
+def deep_healthcheck() -> Response:
+    """A real indexed lookup against the database; the national JSON shape with ``database`` for ``ldap``."""
+    session = web.session()
+    status, output = "pass", ""
+    try:
+        directory.find_mhs_views(session, ods_code="TEST", interaction_id="TEST", party_key="TEST")
+    except Exception as exc:  # noqa: BLE001 - any failure is a failed health check
+        log.exception("deep health check failed")
+        status, output = "fail", type(exc).__name__
+    dialect = session.get_bind().dialect.name
+    body = {"status": status,
+            "details": {"database": {"status": status, "links": {"database": dialect}, "output": output}}}
+    return Response(render.dumps(body), status=200 if status == "pass" else 503, mimetype=JSON)

@@ -143,3 +143,177 @@ def find_organisations(
     if limit is not None:
         query = query.limit(limit)
     return session.scalars(query).all()
+
+
+# ---- Flat reads for the SDS FHIR facade -------------------------------------------------------------------
+# One Core query per lookup (no ORM identity map, no selectin round trips): the FHIR API answers every
+# GP Connect request twice (Device + Endpoint), so these sit on the hot path. Child rows come in by outer
+# join in position order; the statements are built once per filter combination and reuse SQLAlchemy's
+# compiled cache. Same indexes as find_mhs / find_accredited_systems.
+
+
+@dataclass(frozen=True)
+class MhsView:
+    """An nhsMhs record as the FHIR Endpoint mapping needs it."""
+
+    ods_code: str
+    party_key: str
+    interaction_id: str
+    unique_identifier: str
+    cpa_id: str
+    fqdn: str | None
+    sync_reply_mode: str | None
+    retry_interval: str | None
+    retries: int | None
+    persist_duration: str | None
+    duplicate_elimination: str | None
+    ack_requested: str | None
+    endpoints: tuple[str, ...]
+    actors: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AsView:
+    """An nhsAs record as the FHIR Device mapping needs it."""
+
+    asid: str
+    ods_code: str
+    party_key: str
+    manufacturer_org: str | None
+    interactions: tuple[str, ...]
+    clients: tuple[str, ...]
+
+
+_MHS_VIEW_COLUMNS = (
+    "ods_code", "party_key", "interaction_id", "unique_identifier", "cpa_id", "fqdn", "sync_reply_mode",
+    "retry_interval", "retries", "persist_duration", "duplicate_elimination", "ack_requested",
+)
+_AS_VIEW_COLUMNS = ("asid", "ods_code", "party_key", "manufacturer_org")
+_view_statements: dict[tuple[str, ...], Any] = {}
+
+
+def _mhs_view_statement(filters: tuple[str, ...]) -> Any:
+    key = ("mhs", *filters)
+    stmt = _view_statements.get(key)
+    if stmt is None:
+        from sqlalchemy import bindparam
+
+        from sds_registry.models import MhsActor, MhsEndpoint
+
+        m = MessageHandlingSystem.__table__
+        e = MhsEndpoint.__table__
+        a = MhsActor.__table__
+        stmt = select(m.c.id, *(m.c[name] for name in _MHS_VIEW_COLUMNS), e.c.position, e.c.url,
+                      a.c.position, a.c.value).select_from(
+            m.outerjoin(e, e.c.mhs_id == m.c.id).outerjoin(a, a.c.mhs_id == m.c.id))
+        if "ods_code" in filters:
+            stmt = stmt.where(m.c.ods_code == bindparam("ods_code"))
+        if "interaction_id" in filters:
+            stmt = stmt.where(m.c.interaction_id == bindparam("interaction_id"))
+        if "party_key" in filters:
+            stmt = stmt.where(func.lower(m.c.party_key) == bindparam("party_key"))
+        stmt = stmt.order_by(m.c.id, e.c.position, a.c.position)
+        _view_statements[key] = stmt
+    return stmt
+
+
+def _mhs_view(scalars: tuple[Any, ...], endpoints: dict[int, str], actors: dict[int, str]) -> MhsView:
+    values = dict(zip(_MHS_VIEW_COLUMNS, scalars, strict=True))
+    return MhsView(**values, endpoints=tuple(endpoints.values()), actors=tuple(actors.values()))
+
+
+def _as_view(scalars: tuple[Any, ...], interactions: dict[int, str], clients: dict[int, str]) -> AsView:
+    values = dict(zip(_AS_VIEW_COLUMNS, scalars, strict=True))
+    return AsView(**values, interactions=tuple(interactions.values()), clients=tuple(clients.values()))
+
+
+def find_mhs_views(
+    session: Session, *, ods_code: str | None = None, interaction_id: str | None = None, party_key: str | None = None
+) -> list[MhsView]:
+    """find_mhs for the FHIR facade: the same filters and order, as flat MhsView values in one query."""
+    params = {"ods_code": ods_code, "interaction_id": interaction_id,
+              "party_key": party_key.lower() if party_key is not None else None}
+    filters = tuple(name for name, value in params.items() if value is not None)
+    rows = session.execute(_mhs_view_statement(filters), {k: params[k] for k in filters}).all()
+    views: list[MhsView] = []
+    current: int | None = None
+    scalars: tuple[Any, ...] = ()
+    endpoints: dict[int, str] = {}
+    actors: dict[int, str] = {}
+    for row in rows:
+        if row[0] != current:
+            if current is not None:
+                views.append(_mhs_view(scalars, endpoints, actors))
+            current, scalars, endpoints, actors = row[0], tuple(row[1:13]), {}, {}
+        if row[13] is not None:
+            endpoints.setdefault(row[13], row[14])
+        if row[15] is not None:
+            actors.setdefault(row[15], row[16])
+    if current is not None:
+        views.append(_mhs_view(scalars, endpoints, actors))
+    return views
+
+
+def _as_view_statement(filters: tuple[str, ...]) -> Any:
+    key = ("as", *filters)
+    stmt = _view_statements.get(key)
+    if stmt is None:
+        from sqlalchemy import bindparam
+
+        from sds_registry.models import AsClient
+
+        s = AccreditedSystem.__table__
+        i = AsInteraction.__table__
+        c = AsClient.__table__
+        matched = AsInteraction.__table__.alias("matched")
+        stmt = select(s.c.id, s.c.asid, s.c.ods_code, s.c.party_key, s.c.manufacturer_org, i.c.position,
+                      i.c.interaction_id, c.c.position, c.c.ods_code).select_from(
+            s.outerjoin(i, i.c.as_id == s.c.id).outerjoin(c, c.c.as_id == s.c.id))
+        if "ods_code" in filters:
+            stmt = stmt.where(s.c.ods_code == bindparam("ods_code"))
+        if "party_key" in filters:
+            stmt = stmt.where(func.lower(s.c.party_key) == bindparam("party_key"))
+        if "manufacturer_org" in filters:
+            stmt = stmt.where(s.c.manufacturer_org == bindparam("manufacturer_org"))
+        if "interaction_id" in filters:
+            stmt = stmt.where(
+                select(matched.c.as_id)
+                .where(matched.c.as_id == s.c.id, matched.c.interaction_id == bindparam("interaction_id"))
+                .exists()
+            )
+        stmt = stmt.order_by(s.c.id, i.c.position, c.c.position)
+        _view_statements[key] = stmt
+    return stmt
+
+
+def find_accredited_system_views(
+    session: Session,
+    *,
+    ods_code: str | None = None,
+    interaction_id: str | None = None,
+    party_key: str | None = None,
+    manufacturer_org: str | None = None,
+) -> list[AsView]:
+    """find_accredited_systems for the FHIR facade: same filters and order, flat AsView values, one query."""
+    params = {"ods_code": ods_code, "interaction_id": interaction_id,
+              "party_key": party_key.lower() if party_key is not None else None,
+              "manufacturer_org": manufacturer_org}
+    filters = tuple(name for name, value in params.items() if value is not None)
+    rows = session.execute(_as_view_statement(filters), {k: params[k] for k in filters}).all()
+    views: list[AsView] = []
+    current: int | None = None
+    scalars: tuple[Any, ...] = ()
+    interactions: dict[int, str] = {}
+    clients: dict[int, str] = {}
+    for row in rows:
+        if row[0] != current:
+            if current is not None:
+                views.append(_as_view(scalars, interactions, clients))
+            current, scalars, interactions, clients = row[0], tuple(row[1:5]), {}, {}
+        if row[5] is not None:
+            interactions.setdefault(row[5], row[6])
+        if row[7] is not None:
+            clients.setdefault(row[7], row[8])
+    if current is not None:
+        views.append(_as_view(scalars, interactions, clients))
+    return views
