@@ -18,7 +18,7 @@ import ssl
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, cast
 
 from sds_registry.config import Settings, parse_bind
 from sds_registry.ldap import codec
@@ -80,7 +80,7 @@ class _LDAPProtocol(asyncio.Protocol):
     # ---- asyncio callbacks ----------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        transport = cast(asyncio.Transport, transport)  # uvloop's transports do not subclass asyncio's
         self.transport = transport
         settings = self.server.settings
         if len(self.server.connections) >= settings.ldap_max_connections:

@@ -1,0 +1,192 @@
+"""Throughput and CPU per search of our LDAP server under the GP Connect consumer load (ldapsearch -f).
+
+    .venv/bin/python bench/ldap_server_bench.py run [--practices 1000] [--procs "1 2"] [--per-proc 20000]
+                                                    [--directory real|fake] [--workers 1] [--rounds 2]
+    .venv/bin/python bench/ldap_server_bench.py serve --port P (--jsonl FILE --directory fake | --directory real)
+
+Uses the shared kit (../shared/bench): gen_data.py and gen_queries.py for the data and the query set,
+batch_ldapsearch.py for the load and the server session's CPU. ``--directory real`` loads the LDIF through
+the registry (`sds db upgrade && sds import`) and serves it with run_ldap, the path `sds serve` takes.
+``--directory fake`` serves the same records from a dict (an ideal, zero-cost directory) so the wire
+layer's own cost can be read off: codec, protocol, asyncio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+KIT = Path(os.environ.get("SDS_BENCH_KIT", REPO.parent / "shared" / "bench"))
+sys.path.insert(0, str(REPO))
+
+
+class DictDirectory:
+    """Benchmark-only Directory: answers the two GP Connect lookups from a dict, nothing else."""
+
+    def __init__(self, jsonl: Path) -> None:
+        from sds_registry.ldap.ast import SearchEntry
+
+        self.mhs: dict[tuple[str, str], list[SearchEntry]] = {}
+        self.as_: dict[tuple[str, str], list[SearchEntry]] = {}
+        for line in jsonl.read_text().splitlines():
+            r = json.loads(line)
+            dn = f"uniqueIdentifier={r['uniqueIdentifier']},ou=Services,o=nhs"
+            attrs = [(k, v if isinstance(v, list) else [v]) for k, v in r.items() if k != "kind"]
+            entry = SearchEntry(dn, [("objectClass", ["top", "nhsMhs" if r["kind"] == "mhs" else "nhsAs"]), *attrs])
+            if r["kind"] == "mhs":
+                self.mhs.setdefault((r["nhsIDCode"], r["nhsMhsSvcIA"]), []).append(entry)
+            else:
+                self.as_.setdefault((r["nhsIDCode"], r["nhsMHSPartyKey"].lower()), []).append(entry)
+
+    def search(self, request, size_limit, time_limit):  # type: ignore[no-untyped-def]
+        from sds_registry.ldap.ast import And, Equality, Result, SearchEntry
+
+        eq = {}
+        if isinstance(request.filter, And):
+            eq = {f.attr.lower(): f.value for f in request.filter.filters if isinstance(f, Equality)}
+        oc = eq.get("objectclass", "").lower()
+        if oc == "nhsmhs":
+            found = self.mhs.get((eq.get("nhsidcode", ""), eq.get("nhsmhssvcia", "")), [])
+        elif oc == "nhsas":
+            found = self.as_.get((eq.get("nhsidcode", ""), eq.get("nhsmhspartykey", "").lower()), [])
+        else:
+            found = []
+        wanted = {a.lower() for a in request.attributes}
+        out = [SearchEntry(e.dn, [(n, v) for n, v in e.attributes if n.lower() in wanted]) for e in found]
+        return out, Result(0)
+
+    def compare(self, dn, attr, value):  # type: ignore[no-untyped-def]
+        from sds_registry.ldap.ast import Result
+
+        return Result(53)
+
+
+def serve(args: argparse.Namespace) -> None:
+    from sds_registry.config import load_settings
+
+    overrides: dict[str, object] = {"ldap_bind": f"127.0.0.1:{args.port}", "ldap_workers": args.workers}
+    settings = load_settings(overrides)
+    if args.directory == "real":
+        from sds_registry.ldap.server import run_ldap
+
+        run_ldap(settings)
+        return
+    import asyncio
+
+    from sds_registry.ldap.server import _new_loop, serve_ldap
+
+    directory = DictDirectory(Path(args.jsonl))
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await serve_ldap(replace(settings, ldap_bind=f"127.0.0.1:{args.port}"), directory, stop, inline=True)
+
+    with asyncio.Runner(loop_factory=_new_loop) as runner:
+        runner.run(main())
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        r = subprocess.run(
+            ["ldapsearch", "-x", "-LLL", "-H", f"ldap://127.0.0.1:{port}", "-b", "ou=Services,o=nhs", "-s", "base",
+             "(objectClass=*)", "1.1"],
+            capture_output=True, env=dict(os.environ, LDAPNOINIT="1"),
+        )  # fmt: skip
+        if r.returncode not in (255, 124):
+            return
+        time.sleep(0.3)
+    raise SystemExit("server did not answer in time")
+
+
+def run(args: argparse.Namespace) -> None:
+    py = sys.executable
+    with tempfile.TemporaryDirectory(prefix="ldapbench.") as tmp:
+        work = Path(tmp)
+        subprocess.run([py, str(KIT / "gen_data.py"), "--practices", str(args.practices), "--seed", "42", "--out",
+                        str(work)], check=True, stderr=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run([py, str(KIT / "gen_queries.py"), "--data", str(work / "sds.jsonl"), "--count", "20000",
+                        "--out", str(work / "queries.jsonl")], check=True, stderr=subprocess.DEVNULL)  # fmt: skip
+        port = _free_port()
+        env = dict(os.environ, SDS_DATABASE_URL=f"sqlite:///{work}/sds.sqlite3", SDS_HTTP_BIND="", SDS_SSP_BIND="")
+        cmd = [py, __file__, "serve", "--port", str(port), "--directory", args.directory, "--workers",
+               str(args.workers), "--jsonl", str(work / "sds.jsonl")]  # fmt: skip
+        if args.directory == "real":
+            sds = str(Path(py).with_name("sds"))
+            t0 = time.monotonic()
+            subprocess.run([sds, "db", "upgrade"], env=env, check=True, capture_output=True)
+            subprocess.run([sds, "import", str(work / "sds.ldif")], env=env, check=True, capture_output=True)
+            print(f"imported {args.practices} practices in {time.monotonic() - t0:.1f}s", flush=True)
+        if args.profile:
+            cmd = [str(Path(py).with_name("py-spy")), "record", "-r", "500", "-o", args.profile, "-f", "speedscope",
+                   "--", *cmd]  # fmt: skip
+        server = subprocess.Popen(cmd, env=env, start_new_session=True)
+        try:
+            _wait_ready(port, server)
+            results = []
+            for procs in args.procs.split():
+                for r in range(args.rounds):
+                    out = work / "batch.json"
+                    subprocess.run([py, str(KIT / "batch_ldapsearch.py"), "--port", str(port), "--queries",
+                                    str(work / "queries.jsonl"), "--per-proc", str(args.per_proc), "--procs", procs,
+                                    "--cpu-sid", str(server.pid), "--label", f"{args.directory} r{r + 1}",
+                                    "--json-out", str(out)], check=False)  # fmt: skip
+            results = [json.loads(line) for line in out.read_text().splitlines()]
+            for p in sorted({r["procs"] for r in results}):
+                rows = [r for r in results if r["procs"] == p]
+                qps = sorted(r["qps"] for r in rows)[len(rows) // 2]
+                cpu = sum(r["server_cpu_s"] for r in rows) * 1000 / sum(r["searches"] for r in rows)
+                ok = all(r["ok"] for r in rows)
+                print(f"ldap_server_bench: directory={args.directory} workers={args.workers} procs={p} "
+                      f"median_qps={qps:.0f} server_cpu_ms_per_search={cpu:.4f} ok={ok}")  # fmt: skip
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            try:
+                server.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(server.pid, signal.SIGKILL)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("run")
+    r.add_argument("--practices", type=int, default=1000)
+    r.add_argument("--procs", default="1 2")
+    r.add_argument("--per-proc", type=int, default=20000)
+    r.add_argument("--rounds", type=int, default=2)
+    r.add_argument("--directory", choices=["real", "fake"], default="real")
+    r.add_argument("--workers", type=int, default=1)
+    r.add_argument("--profile", help="record the server with py-spy into this speedscope file")
+    s = sub.add_parser("serve")
+    s.add_argument("--port", type=int, required=True)
+    s.add_argument("--directory", choices=["real", "fake"], default="real")
+    s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--jsonl")
+    args = ap.parse_args()
+    (run if args.cmd == "run" else serve)(args)
+
+
+if __name__ == "__main__":
+    main()
