@@ -1,0 +1,288 @@
+"""LDAP search and compare over the registry tables: plan per entry class, run the SQL, build the entries.
+
+The LDAP wire layer (protocol.py) calls ``Directory.search``/``compare``; this module holds no socket
+code. Filters become SQL (filters.py) once per filter *shape* and entry class; the plan keeps the SQL
+string compiled for the engine's dialect and runs it on a per-thread DBAPI connection in autocommit
+mode, so a registration committed through the services is visible to the very next search and the
+hot GP Connect lookup costs one indexed query. Nothing is cached but SQL text, so nothing goes stale.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Integer, String, bindparam, case, func, literal_column, select
+from sqlalchemy.engine import Engine
+
+from sds_registry.config import Settings
+from sds_registry.ldap import ast, dit, dn, filters
+from sds_registry.ldap.dit import EntryClass, Selection
+
+log = logging.getLogger(__name__)
+
+SUCCESS, TIME_LIMIT, SIZE_LIMIT, COMPARE_FALSE, COMPARE_TRUE = 0, 3, 4, 5, 6
+NO_SUCH_ATTRIBUTE, UNDEFINED_TYPE, INAPPROPRIATE_MATCHING, NO_SUCH_OBJECT, INVALID_DN = 16, 17, 18, 32, 34
+MAX_PLANS = 4096
+
+Attrs = list[tuple[str, list[str]]]
+
+
+def _timestamp(value: Any) -> str:
+    """A DateTime column value (datetime, or SQLite's 'YYYY-MM-DD HH:MM:SS...' text) as GeneralizedTime."""
+    if value is None:
+        return dit.FIXED_TIMESTAMP
+    if isinstance(value, str):
+        return value[0:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19] + "Z"
+    if value.tzinfo is not None:
+        value = value.astimezone(tz=None).utctimetuple()
+        return time.strftime("%Y%m%d%H%M%SZ", value)
+    return str(value.strftime("%Y%m%d%H%M%SZ"))
+
+
+def _list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = json.loads(value)
+    return [str(v) for v in value]
+
+
+@dataclass
+class Plan:
+    """One compiled query for an entry class, filter shape and attribute selection."""
+
+    sql: str
+    positional: tuple[str, ...] | None  # qmark/numeric dialects: parameter names in order
+    defaults: dict[str, Any]
+    build: Callable[[tuple[Any, ...]], tuple[str, Attrs]]
+    has_match: bool  # base mode: first column says whether the filter matched
+
+    def args(self, params: dict[str, Any]) -> Any:
+        values = {**self.defaults, **params}
+        return tuple(values[n] for n in self.positional) if self.positional is not None else values
+
+
+class Directory:
+    """Answers LDAP searches and compares from the registry (see module docstring)."""
+
+    def __init__(self, engine: Engine, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.dialect = engine.dialect.name
+        self._views = {c.name: c.view() for c in dit.ENTRY_CLASSES}
+        self._plans: dict[tuple[Any, ...], Plan | None] = {}
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._held: list[Any] = []
+
+    # ---- connections ----------------------------------------------------------------------------------
+
+    def _connection(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            fairy = self.engine.raw_connection()
+            conn = fairy.driver_connection
+            if self.dialect == "postgresql":
+                conn.autocommit = True  # each search sees what was committed before it; no idle transactions
+            self._local.fairy, self._local.conn = fairy, conn
+            with self._lock:
+                self._held.append((fairy, conn))
+        return conn
+
+    def _drop_connection(self) -> None:
+        fairy = getattr(self._local, "fairy", None)
+        self._local.conn = self._local.fairy = None
+        if fairy is not None:
+            with self._lock:
+                self._held = [h for h in self._held if h[0] is not fairy]
+            try:
+                fairy.invalidate()
+            except Exception:  # noqa: BLE001 - the connection is already broken
+                log.debug("invalidate failed", exc_info=True)
+
+    def close(self) -> None:
+        """Give back every held connection (autocommit reset first, so the pool gets them as it lent them)."""
+        with self._lock:
+            held, self._held = self._held, []
+        for fairy, conn in held:
+            try:
+                if self.dialect == "postgresql":
+                    conn.autocommit = False
+                fairy.close()
+            except Exception:  # noqa: BLE001
+                log.debug("close failed", exc_info=True)
+
+    def _run(self, plan: Plan, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        for attempt in (1, 2):
+            conn = self._connection()
+            try:
+                cur = conn.cursor()
+                try:
+                    cur.execute(plan.sql, plan.args(params))
+                    return list(cur.fetchall())
+                finally:
+                    cur.close()
+            except self.engine.dialect.loaded_dbapi.OperationalError:
+                self._drop_connection()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    # ---- plans ----------------------------------------------------------------------------------------
+
+    def _plan(self, cls: EntryClass, mode: str, key: filters.Key, sel: Selection) -> Plan | None:
+        """None: the filter is FALSE (or Undefined) for every entry of the class, so nothing to run."""
+        cache_key = (cls.name, mode, key, sel.key)
+        try:
+            return self._plans[cache_key]
+        except KeyError:
+            pass
+        plan = self._make_plan(cls, mode, key, sel)
+        if len(self._plans) >= MAX_PLANS:
+            self._plans.clear()
+        self._plans[cache_key] = plan
+        return plan
+
+    def _make_plan(self, cls: EntryClass, mode: str, key: filters.Key, sel: Selection) -> Plan | None:
+        view = self._views[cls.name]
+        table = cls.model.__table__
+        pred = filters.translate(key, view, self.dialect)
+        if mode == "all" and pred is False:
+            return None
+        columns: list[Any] = []
+        if mode == "base":
+            columns.append(case((filters.to_sql(pred), 1), else_=0) if not isinstance(pred, bool)
+                           else literal_column("1" if pred else "0"))
+        columns.append(view.key)
+        emit: list[tuple[str, str, Any]] = []
+        if sel.wants("objectClass", False):
+            emit.append(("objectClass", "const", list(cls.classes)))
+        for f in cls.fields:
+            if not sel.wants(f.attr, False):
+                continue
+            if f.child is not None:
+                columns.append(self._aggregate(f.child))
+                emit.append((f.attr, "list", len(columns) - 1))
+            else:
+                columns.append(table.c[f.field])
+                emit.append((f.attr, "int" if f.integer else "str", len(columns) - 1))
+        key_index = 1 if mode == "base" else 0
+        for name in dit.OPERATIONAL_ROW:
+            if not sel.wants(name, True):
+                continue
+            if name == "structuralObjectClass":
+                emit.append((name, "const", [cls.name]))
+            elif name == "entryDN":
+                emit.append((name, "dn", key_index))
+            elif name in ("createTimestamp", "modifyTimestamp"):
+                columns.append(table.c.created_at if name == "createTimestamp" else table.c.updated_at)
+                emit.append((name, "time", len(columns) - 1))
+            elif name == "subschemaSubentry":
+                emit.append((name, "const", [dit.SUBSCHEMA]))
+            else:
+                emit.append((name, "const", ["FALSE"]))
+        stmt = select(*columns)
+        if mode == "base":
+            stmt = stmt.where(func.lower(view.key) == bindparam("k", type_=String))
+        else:
+            if pred is not True:
+                stmt = stmt.where(filters.to_sql(pred))
+            stmt = stmt.order_by(view.id).limit(bindparam("lim", type_=Integer))
+        compiled = stmt.compile(dialect=self.engine.dialect)
+        positional = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
+        if compiled.positional and positional is None:
+            positional = ()
+        return Plan(compiled.string, positional, dict(compiled.params), self._builder(cls, key_index, emit),
+                    mode == "base")
+
+    def _aggregate(self, child: tuple[Any, str, str]) -> Any:
+        table = child[0].__table__
+        fk, value = table.c[child[1]], table.c[child[2]]
+        parent = self._views[{"as_id": "nhsAs", "mhs_id": "nhsMhs"}[child[1]]].id
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+            agg = func.json_agg(aggregate_order_by(value, table.c.position))
+        else:  # SQLite visits the (fk, position) primary key in order
+            agg = func.json_group_array(value)
+        return select(agg).where(fk == parent).scalar_subquery()
+
+    @staticmethod
+    def _builder(cls: EntryClass, key_index: int, emit: list[tuple[str, str, Any]]
+                 ) -> Callable[[tuple[Any, ...]], tuple[str, Attrs]]:
+        parent = cls.parent
+
+        def build(row: tuple[Any, ...]) -> tuple[str, Attrs]:
+            entry_dn = f"uniqueIdentifier={dn.escape_value(row[key_index])},{parent}"
+            attrs: Attrs = []
+            for name, kind, arg in emit:
+                if kind == "str":
+                    if row[arg] is not None:
+                        attrs.append((name, [row[arg]]))
+                elif kind == "list":
+                    values = _list(row[arg])
+                    if values:
+                        attrs.append((name, values))
+                elif kind == "const":
+                    attrs.append((name, arg))
+                elif kind == "int":
+                    if row[arg] is not None:
+                        attrs.append((name, [str(row[arg])]))
+                elif kind == "dn":
+                    attrs.append((name, [entry_dn]))
+                else:
+                    attrs.append((name, [_timestamp(row[arg])]))
+            return entry_dn, attrs
+
+        return build
+
+    # ---- the operations -------------------------------------------------------------------------------
+
+    def search(self, request: ast.SearchRequest, size_limit: int, time_limit: float
+               ) -> tuple[list[ast.SearchEntry], ast.Result]:
+        from sds_registry.ldap.search import run_search
+
+        return run_search(self, request, size_limit, time_limit)
+
+    def compare(self, dn_text: str, attr: str, value: str) -> ast.Result:
+        from sds_registry.ldap.search import run_compare
+
+        return run_compare(self, dn_text, attr, value)
+
+    # ---- helpers used by search.py ---------------------------------------------------------------------
+
+    def rows(self, cls: EntryClass, key: filters.Key, params: dict[str, Any], sel: Selection, limit: int
+             ) -> list[tuple[str, Attrs]] | None:
+        """Entries of ``cls`` matching the prepared filter, at most ``limit``; None when the plan is empty."""
+        plan = self._plan(cls, "all", key, sel)
+        if plan is None:
+            return None
+        return [plan.build(r) for r in self._run(plan, {**params, "lim": limit})]
+
+    def entry(self, cls: EntryClass, rdn_value: str, key: filters.Key, params: dict[str, Any], sel: Selection
+              ) -> tuple[bool, tuple[str, Attrs] | None]:
+        """(exists, the entry if the filter matched) for the entry of ``cls`` named ``rdn_value``."""
+        plan = self._plan(cls, "base", key, sel)
+        assert plan is not None
+        rows = self._run(plan, {**params, "k": rdn_value.lower()})
+        if not rows:
+            return False, None
+        row = rows[0]
+        return True, (plan.build(row) if row[0] else None)
+
+    def has_organisations(self) -> bool:
+        plan = self._plans.get(("orgs?",))
+        if plan is None:
+            compiled = select(literal_column("1")).select_from(dit.ORG.model.__table__).limit(1).compile(
+                dialect=self.engine.dialect)
+            positional = tuple(compiled.positiontup or ()) if compiled.positional else None
+            plan = Plan(compiled.string, positional, dict(compiled.params), lambda r: ("", []), False)
+            self._plans[("orgs?",)] = plan
+        return bool(self._run(plan, {}))
+
