@@ -241,6 +241,19 @@ def split_messages(buf: bytes | bytearray, max_size: int) -> tuple[list[bytes], 
     return out, pos
 
 
+def message_length(buf: bytes | bytearray) -> int:
+    """Total size of the message starting ``buf`` as far as its header tells; 0 while the header is incomplete."""
+    if len(buf) < 2:
+        return 0
+    n = buf[1]
+    if not n & 0x80:
+        return 2 + n
+    k = n & 0x7F
+    if len(buf) < 2 + k:
+        return 0
+    return 2 + k + int.from_bytes(buf[2 : 2 + k], "big")
+
+
 def decode_message(data: bytes) -> Message:
     """Decode one framed LDAPMessage (as split_messages returns it)."""
     try:

@@ -23,7 +23,6 @@ from sds_registry.ldap.codec import (
     DecodeError,
     ExtendedRequest,
     FramingError,
-    MessageTooLarge,
     RequestError,
     UnbindRequest,
     UpdateRequest,
@@ -134,6 +133,7 @@ class LDAPConnection:
     bound_dn: str = ""
     closed: bool = False
     _buffer: bytearray = field(default_factory=bytearray)
+    _needed: int = 0  # size of the message being buffered, once its header is in
     _abandoned: set[int] = field(default_factory=set)
     _paged: dict[bytes, _PagedSearch] = field(default_factory=dict)
 
@@ -145,16 +145,17 @@ class LDAPConnection:
             return []
         if self._buffer:
             self._buffer += data
+            if len(self._buffer) < self._needed:
+                return []  # still inside one message: no re-scan, so trickled bytes cost O(n) in all
             data = bytes(self._buffer)
             self._buffer.clear()
         try:
             messages, used = codec.split_messages(data, self.settings.ldap_max_message_bytes)
-        except MessageTooLarge as exc:
-            return [self._disconnect(str(exc))]
-        except FramingError as exc:
+        except FramingError as exc:  # MessageTooLarge included
             return [self._disconnect(str(exc))]
         if used < len(data):
             self._buffer += data[used:]
+            self._needed = codec.message_length(self._buffer)
         events: list[Event] = []
         for raw in messages:
             event = self._handle(raw)

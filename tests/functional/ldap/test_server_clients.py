@@ -17,7 +17,7 @@ import subprocess
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -558,9 +558,7 @@ def _read_until_closed(sock: socket.socket) -> bytes:
 
 
 def _search_message(message_id: int) -> bytes:
-    from sds_registry.ldap.ast import DerefAliases, Equality, Scope
-
-    del DerefAliases, Equality, Scope
+    """(uniqueIdentifier=999999999999) under ou=services,o=nhs, subtree, attribute nhsIDCode; built by hand."""
     body = (
         codec.octets("ou=services,o=nhs")
         + b"\x0a\x01\x02\x0a\x01\x00\x02\x01\x00\x02\x01\x00\x01\x01\x00"
@@ -631,7 +629,3 @@ def test_pipelined_requests_are_answered_in_order(server: RunningServer) -> None
             data += chunk
         messages, used = codec.split_messages(data, 1 << 20)
         assert used == len(data) and len(messages) == 400
-
-
-def _unused(_: Callable[..., object]) -> None:
-    """Keeps type checkers quiet about helper imports used only in some runs."""

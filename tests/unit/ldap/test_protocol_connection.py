@@ -324,3 +324,17 @@ def test_paged_results_abandon_with_size_zero() -> None:
     _, cookie, _ = _page(run(conn, _paged(1, 2, b""))[0])
     n, cookie2, code = _page(run(conn, _paged(2, 0, cookie))[0])
     assert (n, cookie2, code) == (0, b"", 0)
+
+
+def test_trickled_bytes_are_not_rescanned() -> None:
+    """A client sending a large message a byte at a time costs linear time, not quadratic."""
+    import time
+
+    conn, _ = connection()
+    body = search(1, flt="(cn=" + "x" * 60000 + ")")
+    t0 = time.perf_counter()
+    events = []
+    for i in range(len(body)):
+        events += conn.receive_data(body[i : i + 1])
+    assert [type(e) for e in events] == [SearchWork]
+    assert time.perf_counter() - t0 < 2.0
