@@ -52,7 +52,9 @@ def _equal(kind: str, stored: Sequence[str], asserted: str) -> Tri:
         return asserted.lower() in (v.lower() for v in stored)
     if kind == schema.OBJECT_CLASS:
         wanted = schema.object_class(asserted)
-        return wanted is not None and wanted in (v.lower() for v in stored)
+        if wanted is None:
+            return None  # a class the schema does not know: Undefined (slapd)
+        return wanted in (v.lower() for v in stored)
     if kind == schema.BOOLEAN:
         if asserted not in ("TRUE", "FALSE"):
             return None

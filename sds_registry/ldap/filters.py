@@ -143,8 +143,9 @@ class _Prep:
             folded = value if kind == schema.EXACT else value.lower()
             dn_key = None if dn_value is None else folded
             return ("eq", at.name, kind, caseless, self.param(folded), dn_key)
-        if kind == schema.OBJECT_CLASS:
-            return ("oc", at.name, schema.object_class(raw))
+        if kind == schema.OBJECT_CLASS:  # a class the schema does not know: Undefined, as slapd
+            oc = schema.object_class(raw)
+            return UNDEFINED if oc is None else ("oc", at.name, oc)
         if kind == schema.BOOLEAN:
             return ("bool", at.name, raw) if raw in ("TRUE", "FALSE") else UNDEFINED
         if kind == schema.DN:
@@ -260,7 +261,7 @@ class _Translator:
         if op == "like":
             return expr.like(param, escape="\\")  # type: ignore[no-any-return]
         if op == "glob":
-            return expr.op("GLOB")(param)  # type: ignore[no-any-return]
+            return expr.op("GLOB", is_comparison=True)(param)  # type: ignore[no-any-return]
         if self.dialect == "postgresql":
             expr = expr.collate("C")  # caseIgnoreOrderingMatch orders by code point, not by locale
         return (expr >= param) if op == "ge" else (expr <= param)  # type: ignore[no-any-return]

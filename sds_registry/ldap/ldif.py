@@ -1,0 +1,377 @@
+"""LDIF import (what ``ldapsearch -LLL`` prints from SDS) and export (loads into slapd and back into us).
+
+The import is all or nothing and validates every record with the registry's own rules
+(``domain.records.clean_*``: the same checks the write services run), plus the cross-record rules the
+services check (unique ASIDs, MHS identifiers and CPA ids, one MHS per party key and interaction,
+ASIDs and MHS identifiers sharing ou=Services). It stores the records exactly as the LDIF has them:
+unlike the services it adds no defaults, so every search answers as slapd does on the same file.
+Rows go in with Core executemany (a bulk path: ~160k entries in seconds instead of minutes) and one
+audit event records the import. Takes a Session; never commits (the CLI commits when ``report.ok``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
+
+from sds_registry.domain import records
+from sds_registry.errors import InvalidIdentifier, Issue
+from sds_registry.ldap import dit, dn, schema
+from sds_registry.ldap.dit import EntryClass
+from sds_registry.models import AuditEvent
+from sds_registry.services.registry import CLI_ACTOR, Actor
+
+#: Attributes an ldapsearch '+' dump carries that the registry keeps itself (or not at all): ignored.
+IGNORED = frozenset(a.lower() for a in (
+    "entryUUID", "creatorsName", "modifiersName", "createTimestamp", "modifyTimestamp", "entryCSN", "etag",
+    "numSubordinates", "hasSubordinates", "structuralObjectClass", "subschemaSubentry", "entryDN",
+    "pwdPolicySubentry", "isMemberOf", "contextCSN",
+))
+_CLEAN = {"nhsAs": records.clean_accredited_system, "nhsMhs": records.clean_mhs}
+BATCH = 2000
+
+
+@dataclass
+class Rejection:
+    dn: str
+    reasons: list[str]
+
+
+@dataclass
+class ImportReport:
+    created: dict[str, int] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (dn, why): entries that are not records
+    rejected: list[Rejection] = field(default_factory=list)
+    flagged: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected
+
+    def lines(self) -> list[str]:
+        out = [f"{name}: {n} {'created' if self.ok else 'valid (nothing stored)'}"
+               for name, n in self.created.items()]
+        if self.flagged:
+            out.append(f"lenient: {self.flagged} record(s) stored with flags (values breaking our rules)")
+        out += [f"skipped {d}: {why}" for d, why in self.skipped]
+        out += [f"REJECTED {r.dn}: " + "; ".join(r.reasons) for r in self.rejected]
+        return out
+
+
+# ---- reading ----------------------------------------------------------------------------------------------
+
+
+def _logical_lines(stream: IO[str]) -> Iterator[str]:
+    current: str | None = None
+    for raw in stream:
+        line = raw.rstrip("\n").rstrip("\r")
+        if line.startswith(" ") and current is not None:
+            current += line[1:]
+            continue
+        if current is not None:
+            yield current
+        current = line
+    if current is not None:
+        yield current
+
+
+def read_entries(stream: IO[str]) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """(dn, [(attribute as written, value)]) per record; comments, ``version:`` and folding handled."""
+    dn_text: str | None = None
+    attrs: list[tuple[str, str]] = []
+    for line in _logical_lines(stream):
+        if line.startswith("#"):
+            continue
+        if not line.strip():
+            if dn_text is not None:
+                yield dn_text, attrs
+            dn_text, attrs = None, []
+            continue
+        name, sep, rest = line.partition(":")
+        if not sep:
+            raise ValueError(f"not an LDIF line: {line[:80]!r}")
+        if rest.startswith(":"):
+            value = base64.b64decode(rest[1:].strip()).decode("utf-8")
+        elif rest.startswith("<"):
+            raise ValueError(f"URL values are not supported: {line[:80]!r}")
+        else:
+            value = rest.lstrip(" ")
+        if dn_text is None:
+            if name.lower() == "version":
+                continue
+            if name.lower() != "dn":
+                raise ValueError(f"record does not start with dn: {line[:80]!r}")
+            dn_text = value
+        elif name.lower() == "changetype":
+            raise ValueError(f"change records are not supported ({dn_text})")
+        else:
+            attrs.append((name.strip(), value))
+    if dn_text is not None:
+        yield dn_text, attrs
+
+
+def _classify(attrs: list[tuple[str, str]]) -> EntryClass | None:
+    classes = {v.strip().lower() for a, v in attrs if a.lower() == "objectclass"}
+    for cls in dit.ENTRY_CLASSES:
+        if cls.name.lower() in classes:
+            return cls
+    return None
+
+
+def _to_record(cls: EntryClass, entry_dn: str, attrs: list[tuple[str, str]]
+               ) -> tuple[dict[str, Any], list[str]]:
+    """Registry fields from LDAP attributes; problems are returned as reason strings."""
+    fields = {f.attr.lower(): f for f in cls.fields}
+    data: dict[str, Any] = {}
+    problems: list[str] = []
+    for name, value in attrs:
+        low = name.lower()
+        if low == "objectclass" or low in IGNORED:
+            continue
+        at = schema.lookup(name)
+        f = fields.get(at.name.lower()) if at else None
+        if f is None:
+            problems.append(f"{name}: not an attribute of {cls.name} here (rule: unknown-attribute)")
+            continue
+        if value == "":
+            continue  # SDS dumps print some empty values (e.g. nhsMHSRetries); LDAP has no empty strings
+        if f.child is not None:
+            data.setdefault(f.field, []).append(value)
+        elif f.field in data:
+            if data[f.field] != value:
+                problems.append(f"{f.attr}: more than one value (rule: single-value)")
+        else:
+            data[f.field] = value
+    try:
+        rdns = dn.parse(entry_dn)
+    except dn.InvalidDN as exc:
+        return data, [f"dn: {exc} (rule: dn-syntax)"]
+    rdn_value = rdns[0][0][1] if rdns and len(rdns[0]) == 1 and rdns[0][0][0] == "uniqueIdentifier" else None
+    if rdn_value is None or dn.normalise(rdns[1:]) != cls.parent_key:
+        problems.append(f"dn: must be uniqueIdentifier=<id>,{cls.parent} (rule: dn)")
+    else:
+        data.setdefault(cls.key_field, rdn_value)
+        if data[cls.key_field].lower() != rdn_value.lower():
+            problems.append(f"uniqueIdentifier: {data[cls.key_field]!r} differs from the DN (rule: rdn)")
+    if cls is dit.MHS and data.get("unique_identifier") and not data.get("cpa_id"):
+        data["cpa_id"] = data["unique_identifier"]
+    return data, problems
+
+
+def _issue_text(cls: EntryClass, issue: Issue) -> str:
+    base = issue.field.split("[")[0]
+    attr = next((f.attr for f in cls.fields if f.field == base), base)
+    where = attr if attr == issue.field else f"{attr} ({issue.field})"
+    return f"{where}: {issue.message} (rule: {issue.rule})"
+
+
+# ---- import -----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Pending:
+    cls: EntryClass
+    dn: str
+    values: dict[str, Any]
+    flags: list[str]
+
+
+def import_ldif(session: Session, source: str | Path | IO[str], lenient: bool = False,
+                actor: Actor = CLI_ACTOR) -> ImportReport:
+    """Validate every nhsAs/nhsMhs/nhsOrg entry of ``source``; store them all only if none is rejected."""
+    report = ImportReport()
+    if isinstance(source, str | Path):
+        with open(source, encoding="utf-8") as stream:
+            pending = _validate(stream, report, lenient)
+        name = str(source)
+    else:
+        pending = _validate(source, report, lenient)
+        name = getattr(source, "name", "<stream>")
+    if report.ok:
+        _check_uniqueness(session, pending, report)
+    for p in pending:
+        report.created[p.cls.name] = report.created.get(p.cls.name, 0) + 1
+        report.flagged += bool(p.flags)
+    if report.ok and pending:
+        _insert(session, pending)
+        session.add(AuditEvent(actor=actor.name, action="import", record_type="ldif", record_key=name[-255:],
+                               after=json.dumps({"created": report.created, "lenient": lenient,
+                                                 "flagged": report.flagged}, sort_keys=True)))
+        session.flush()
+    return report
+
+
+def _validate(stream: IO[str], report: ImportReport, lenient: bool) -> list[_Pending]:
+    pending: list[_Pending] = []
+    try:
+        for entry_dn, attrs in read_entries(stream):
+            cls = _classify(attrs)
+            if cls is None:
+                classes = ", ".join(v for a, v in attrs if a.lower() == "objectclass") or "none"
+                report.skipped.append((entry_dn, f"not a registry record (objectClass: {classes})"))
+                continue
+            data, problems = _to_record(cls, entry_dn, attrs)
+            try:
+                if cls is dit.ORG:
+                    cleaned = records.clean_organisation(data)
+                else:
+                    cleaned = _CLEAN[cls.name](data, lenient=lenient)
+            except InvalidIdentifier as exc:
+                problems += [_issue_text(cls, i) for i in exc.issues]
+                cleaned = None
+            if problems or cleaned is None:
+                report.rejected.append(Rejection(entry_dn, problems))
+                continue
+            pending.append(_Pending(cls, entry_dn, cleaned.values, cleaned.flags))
+    except (ValueError, UnicodeDecodeError) as exc:
+        report.rejected.append(Rejection("-", [f"LDIF syntax: {exc}"]))
+    return pending
+
+
+def _existing(session: Session, column: Any, values: list[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(values), 500):
+        chunk = values[i : i + 500]
+        found.update(v.lower() for v in session.scalars(select(column).where(func.lower(column).in_(
+            [c.lower() for c in chunk]))))
+    return found
+
+
+def _check_uniqueness(session: Session, pending: list[_Pending], report: ImportReport) -> None:
+    """What the services check one by one, for the whole file at once (within it and against the DB)."""
+    seen: dict[tuple[str, str], str] = {}
+    bad: dict[str, list[str]] = {}
+
+    def claim(space: str, value: str | None, what: str, p: _Pending) -> None:
+        if value is None:
+            return
+        k = (space, value.lower())
+        if k in seen:
+            bad.setdefault(p.dn, []).append(f"{what}: {value!r} is also used by {seen[k]} (rule: unique)")
+        else:
+            seen[k] = p.dn
+
+    for p in pending:
+        v = p.values
+        if p.cls is dit.ORG:
+            claim("org", v["ods_code"], "uniqueIdentifier", p)
+        else:
+            claim("services", v[p.cls.key_field], "uniqueIdentifier", p)
+        if p.cls is dit.MHS:
+            claim("cpa", v["cpa_id"], "nhsMhsCPAId", p)
+            claim("pk+ia", f"{v['party_key']}\x00{v['interaction_id']}".lower(), "nhsMHSPartyKey+nhsMhsSvcIA", p)
+    checks = [
+        ("services", dit.AS.model.__table__.c.asid), ("services", dit.MHS.model.__table__.c.unique_identifier),
+        ("cpa", dit.MHS.model.__table__.c.cpa_id), ("org", dit.ORG.model.__table__.c.ods_code),
+    ]
+    for space, column in checks:
+        wanted = [value for (s, value) in seen if s == space]
+        for value in _existing(session, column, wanted) if wanted else ():
+            owner = seen[(space, value)]
+            bad.setdefault(owner, []).append(f"{value!r} already exists in the registry (rule: unique)")
+    pk_ia = [p for p in pending if p.cls is dit.MHS]
+    if pk_ia and session.scalar(select(func.count()).select_from(dit.MHS.model.__table__)):
+        table = dit.MHS.model.__table__
+        for p in pk_ia:
+            hit = session.scalar(select(table.c.unique_identifier).where(
+                func.lower(table.c.party_key) == p.values["party_key"].lower(),
+                table.c.interaction_id == p.values["interaction_id"]))
+            if hit:
+                bad.setdefault(p.dn, []).append(f"party key already has an MHS record ({hit}) for this "
+                                                "interaction (rule: unique)")
+    report.rejected += [Rejection(d, reasons) for d, reasons in bad.items()]
+
+
+def _insert(session: Session, pending: list[_Pending]) -> None:
+    for cls in dit.ENTRY_CLASSES:
+        mine = [p for p in pending if p.cls is cls]
+        table = cls.model.__table__
+        columns = {c.name for c in table.c} - {"id", "version", "created_at", "updated_at", "flags"}
+        children = [f for f in cls.fields if f.child is not None]
+        for i in range(0, len(mine), BATCH):
+            batch = mine[i : i + BATCH]
+            rows = [{**{k: v for k, v in p.values.items() if k in columns}, "flags": " ".join(p.flags) or None}
+                    for p in batch]
+            for row in rows:
+                for c in columns:
+                    row.setdefault(c, None)
+                if cls is dit.ORG and row.get("org_type") is None:
+                    row["org_type"] = "GP Practice"
+            ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
+                                  rows).scalars().all()
+            for f in children:
+                assert f.child is not None
+                child, fk, value = f.child[0].__table__, f.child[1], f.child[2]
+                child_rows = [{fk: row_id, "position": pos, value: v}
+                              for row_id, p in zip(ids, batch, strict=True)
+                              for pos, v in enumerate(p.values.get(f.field) or [])]
+                if child_rows:
+                    session.execute(insert(child), child_rows)
+
+
+# ---- export -----------------------------------------------------------------------------------------------
+
+
+def _safe(value: str) -> bool:
+    return not (value[:1] in (" ", ":", "<") or value[-1:] == " " or any(
+        ord(c) > 126 or c in "\r\n\x00" for c in value))
+
+
+def _line(name: str, value: str) -> str:
+    text = f"{name}: {value}" if _safe(value) else f"{name}:: {base64.b64encode(value.encode()).decode()}"
+    if len(text) <= 76:
+        return text + "\n"
+    parts = [text[:76]] + [" " + text[i : i + 75] for i in range(76, len(text), 75)]
+    return "\n".join(parts) + "\n"
+
+
+def _write(stream: IO[str], entry_dn: str, attrs: list[tuple[str, list[str]]]) -> None:
+    stream.write(_line("dn", entry_dn))
+    for name, values in attrs:
+        for v in values:
+            stream.write(_line(name, v))
+    stream.write("\n")
+
+
+def export_ldif(session: Session, stream: IO[str]) -> int:
+    """Write o=nhs, ou=Services, every nhsAs and nhsMhs entry, then ou=Organisations and its nhsOrg
+    entries (when there are any). Returns the number of entries written."""
+    _write(stream, dit.BASE, [("objectClass", ["top", "organization"]), ("o", ["nhs"])])
+    _write(stream, dit.SERVICES, [("objectClass", ["top", "organizationalUnit"]), ("ou", ["Services"])])
+    count = 2
+    for cls in dit.ENTRY_CLASSES:
+        table = cls.model.__table__
+        rows = session.execute(select(table).order_by(table.c.id)).mappings().all()
+        if cls is dit.ORG and rows:
+            _write(stream, dit.ORGANISATIONS, [("objectClass", ["top", "organizationalUnit"]),
+                                               ("ou", ["Organisations"])])
+            count += 1
+        lists: dict[str, dict[int, list[str]]] = {}
+        for f in cls.fields:
+            if f.child is not None:
+                child = f.child[0].__table__
+                grouped: dict[int, list[str]] = {}
+                for fk, value in session.execute(select(child.c[f.child[1]], child.c[f.child[2]]).order_by(
+                        child.c[f.child[1]], child.c.position)):
+                    grouped.setdefault(fk, []).append(value)
+                lists[f.field] = grouped
+        for row in rows:
+            attrs: list[tuple[str, list[str]]] = [("objectClass", list(cls.classes))]
+            for f in cls.fields:
+                if f.child is not None:
+                    values = lists[f.field].get(row["id"], [])
+                else:
+                    v = row[f.field]
+                    values = [] if v is None else [str(v)]
+                if values:
+                    attrs.append((f.attr, values))
+            _write(stream, cls.dn_of(row[cls.key_field]), attrs)
+            count += 1
+    return count
