@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> None:
             subprocess.run([sds, "import", str(work / "sds.ldif")], env=env, check=True, capture_output=True)
             print(f"imported {args.practices} practices in {time.monotonic() - t0:.1f}s", flush=True)
         if args.profile:
-            cmd = [str(Path(py).with_name("py-spy")), "record", "-r", "500", "-o", args.profile, "-f", "speedscope",
+            cmd = [str(Path(py).with_name("py-spy")), "record", "-r", "500", "-o", args.profile, "-f", "raw",
                    "--", *cmd]  # fmt: skip
         server = subprocess.Popen(cmd, env=env, start_new_session=True)
         try:
@@ -161,9 +161,10 @@ def run(args: argparse.Namespace) -> None:
                 print(f"ldap_server_bench: directory={args.directory} workers={args.workers} procs={p} "
                       f"median_qps={qps:.0f} server_cpu_ms_per_search={cpu:.4f} ok={ok}")  # fmt: skip
         finally:
-            os.killpg(server.pid, signal.SIGTERM)
+            # py-spy writes its profile on SIGINT; the server stops cleanly on either
+            os.killpg(server.pid, signal.SIGINT if args.profile else signal.SIGTERM)
             try:
-                server.wait(20)
+                server.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
 
@@ -178,7 +179,7 @@ def main() -> None:
     r.add_argument("--rounds", type=int, default=2)
     r.add_argument("--directory", choices=["real", "fake"], default="real")
     r.add_argument("--workers", type=int, default=1)
-    r.add_argument("--profile", help="record the server with py-spy into this speedscope file")
+    r.add_argument("--profile", help="record the server with py-spy into this collapsed-stack (raw) file")
     s = sub.add_parser("serve")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--directory", choices=["real", "fake"], default="real")
