@@ -7,6 +7,7 @@ an RDN separator, and refuses an attribute type the schema does not know (invali
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from sds_registry.ldap import schema
 
@@ -136,8 +137,19 @@ def normalise(rdns: list[Rdn]) -> tuple[tuple[Ava, ...], ...]:
     return tuple(tuple(sorted((a.lower(), _norm_value(a, v)) for a, v in rdn)) for rdn in rdns)
 
 
+@lru_cache(maxsize=1024)
+def normalised_key(text: str) -> tuple[tuple[Ava, ...], ...]:
+    """normalise(parse(text)), cached: search bases repeat (raises InvalidDN, which is not cached)."""
+    return normalise(parse(text))
+
+
+_PLAIN = re.compile(r'[^,+"\\<>;=#\x00 ]+\Z')
+
+
 def escape_value(value: str) -> str:
     """RFC 4514 §2.4 escaping of an attribute value for a DN string."""
+    if _PLAIN.match(value):
+        return value
     out = []
     for i, c in enumerate(value):
         if c in ',+"\\<>;=' or (c == "#" and i == 0) or (c == " " and (i == 0 or i == len(value) - 1)):

@@ -9,6 +9,7 @@ Matching is described by ``Rule``: EXACT (caseExact*), IGNORE (caseIgnore*), and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 DIRECTORY_STRING = "1.3.6.1.4.1.1466.115.121.1.15"
 OID_SYNTAX = "1.3.6.1.4.1.1466.115.121.1.38"
@@ -89,7 +90,7 @@ class AttributeType:
     desc: str = ""
     sup: str | None = None
 
-    @property
+    @cached_property
     def kind(self) -> str | None:
         """The matching kind of the equality rule (None: no EQUALITY rule, so equality is Undefined)."""
         return _RULE_KIND.get(self.equality.lower()) if self.equality else None

@@ -153,7 +153,7 @@ def _walk(c: _Collector, key: tuple[Any, ...], scope: ast.Scope) -> ast.Result:
 def run_search(d: Directory, req: ast.SearchRequest, size_limit: int, time_limit: float
                ) -> tuple[list[ast.SearchEntry], ast.Result]:
     try:
-        key = dn.normalise(dn.parse(req.base))
+        key = dn.normalised_key(req.base)
     except dn.InvalidDN as exc:
         return [], ast.Result(INVALID_DN, "", f"invalid DN: {exc}")
     c = _Collector(d, req, size_limit, time_limit)
