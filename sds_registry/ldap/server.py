@@ -350,6 +350,7 @@ def _serve_process(settings: Settings, reuse_port: bool) -> None:
         with asyncio.Runner(loop_factory=_new_loop) as runner:
             runner.run(main())
     finally:
+        directory.close()
         engine.dispose()
 
 

@@ -1,13 +1,14 @@
 """A real LDAP server on 127.0.0.1:0 driven by ldap3 and OpenLDAP's ldapsearch: plain, StartTLS, LDAPS + client certs.
 
-The directory behind it is InMemoryFakeDirectory, an honest test-only implementation of the Directory
-interface (search/compare over a handful of SDS entries), so these tests exercise the wire layer only.
+Behind it is the real Directory on the test database (SQLite and PostgreSQL, see tests/conftest.py), loaded
+through the LDIF importer; each backend is served both on the loop and from the thread pool.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import io
 import ipaddress
 import os
 import shutil
@@ -31,104 +32,78 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
 from sds_registry.config import Settings
-from sds_registry.ldap import ast, codec
-from sds_registry.ldap.ast import Result, SearchEntry, SearchRequest
+from sds_registry.ldap import codec
+from sds_registry.ldap.directory import Directory
+from sds_registry.ldap.ldif import import_ldif
 from sds_registry.ldap.server import serve_ldap
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 LDAPSEARCH = shutil.which("ldapsearch")
 STRUCTURED = "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getstructuredrecord-1"
-CASE_EXACT = {"nhsidcode", "nhsassvcia", "nhsmhssvcia", "nhsmhsendpoint", "nhsmhscpaid"}
 
 
-def _entries() -> list[SearchEntry]:
-    mhs = SearchEntry(
-        "uniqueIdentifier=472b35d4641b76454b13,ou=Services,o=nhs",
-        [
-            ("objectClass", ["top", "nhsMhs"]),
-            ("uniqueIdentifier", ["472b35d4641b76454b13"]),
-            ("nhsIDCode", ["T99999"]),
-            ("nhsMhsSvcIA", [STRUCTURED]),
-            ("nhsMHSEndPoint", ["https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured"]),
-            ("nhsMHSPartyKey", ["T99999-9999999"]),
-        ],
-    )
-    as_ = SearchEntry(
-        "uniqueIdentifier=999999999999,ou=Services,o=nhs",
-        [
-            ("objectClass", ["top", "nhsAs"]),
-            ("uniqueIdentifier", ["999999999999"]),
-            ("nhsIDCode", ["T99999"]),
-            ("nhsMHSPartyKey", ["T99999-9999999"]),
-            ("nhsAsSvcIA", [STRUCTURED]),
-        ],
-    )
-    bulk = [
-        SearchEntry(
-            f"uniqueIdentifier={200000000000 + i},ou=Services,o=nhs",
-            [("objectClass", ["top", "nhsAs"]), ("uniqueIdentifier", [str(200000000000 + i)]), ("nhsIDCode", ["B1"])],
-        )
-        for i in range(25)
-    ]
-    return [mhs, as_, *bulk]
+SAMPLE_LDIF = f"""dn: uniqueIdentifier=472b35d4641b76454b13,ou=Services,o=nhs
+objectClass: top
+objectClass: nhsMhs
+uniqueIdentifier: 472b35d4641b76454b13
+nhsIDCode: T99999
+nhsMHSPartyKey: T99999-9999999
+nhsMhsSvcIA: {STRUCTURED}
+nhsMHsSN: urn:nhs:names:services:gpconnect
+nhsMHsIN: fhir:operation:gpc.getstructuredrecord-1
+nhsMHSEndPoint: https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured
+nhsMhsFQDN: pcs.thirdparty.nhs.uk
+nhsMhsCPAId: 472b35d4641b76454b13
+nhsMHSIsAuthenticated: none
+nhsEPInteractionType: FHIR
+nhsProductKey: 2866
+nhsRequestorURP: System
+nhsDateRequested: 20180622122201
+nhsApproverURP: System
+nhsDateApproved: 20180622124804
+
+dn: uniqueIdentifier=999999999999,ou=Services,o=nhs
+objectClass: top
+objectClass: nhsAs
+uniqueIdentifier: 999999999999
+nhsIDCode: T99999
+nhsMHSPartyKey: T99999-9999999
+nhsAsSvcIA: {STRUCTURED}
+nhsProductKey: 2866
+nhsRequestorURP: System
+nhsDateRequested: 20220104231129
+nhsApproverURP: System
+nhsDateApproved: 20220105001044
+"""
 
 
-class InMemoryFakeDirectory:
-    """Test-only Directory over a fixed entry list: subtree of ou=services,o=nhs, simple RFC 4511 matching."""
+def _bulk_as(i: int) -> str:
+    return f"""dn: uniqueIdentifier={200000000000 + i},ou=Services,o=nhs
+objectClass: top
+objectClass: nhsAs
+uniqueIdentifier: {200000000000 + i}
+nhsIDCode: B81001
+nhsMHSPartyKey: B81001-{100000 + i}
+nhsAsSvcIA: urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1
+nhsProductKey: 2866
+nhsRequestorURP: System
+nhsDateRequested: 20220104231129
+nhsApproverURP: System
+nhsDateApproved: 20220105001044
+"""
 
-    BASE = "ou=services,o=nhs"
 
-    def __init__(self) -> None:
-        self.entries = _entries()
-
-    @staticmethod
-    def _norm_dn(dn: str) -> str:
-        return ",".join(p.strip().lower() for p in dn.split(","))
-
-    def _values(self, entry: SearchEntry, attr: str) -> list[str]:
-        return next((v for n, v in entry.attributes if n.lower() == attr.lower()), [])
-
-    def _eq(self, attr: str, a: str, b: str) -> bool:
-        return a == b if attr.lower() in CASE_EXACT else a.lower() == b.lower()
-
-    def _match(self, f: ast.Filter, e: SearchEntry) -> bool:
-        if isinstance(f, ast.And):
-            return all(self._match(x, e) for x in f.filters)
-        if isinstance(f, ast.Or):
-            return any(self._match(x, e) for x in f.filters)
-        if isinstance(f, ast.Not):
-            return not self._match(f.filter, e)
-        if isinstance(f, ast.Present):
-            return f.attr.lower() == "objectclass" or bool(self._values(e, f.attr))
-        if isinstance(f, ast.Equality):
-            return any(self._eq(f.attr, v, f.value) for v in self._values(e, f.attr))
-        if isinstance(f, ast.Substrings):
-            return any(v.lower().startswith((f.initial or "").lower()) for v in self._values(e, f.attr))
-        return False
-
-    def search(self, request: SearchRequest, size_limit: int, time_limit: float) -> tuple[list[SearchEntry], Result]:
-        if self._norm_dn(request.base) != self.BASE:
-            return [], Result(32, "o=nhs", "no such object")
-        found = [e for e in self.entries if self._match(request.filter, e)]
-        wanted = {a.lower() for a in request.attributes}
-        out = []
-        for e in found:
-            if not wanted or "*" in wanted:
-                attrs = e.attributes
-            else:
-                attrs = [(n, v) for n, v in e.attributes if n.lower() in wanted]
-            out.append(SearchEntry(e.dn, [(n, [] if request.types_only else v) for n, v in attrs]))
-        if size_limit and len(out) > size_limit:
-            return out[:size_limit], Result(4)
-        return out, Result(0)
-
-    def compare(self, dn: str, attr: str, value: str) -> Result:
-        for e in self.entries:
-            if self._norm_dn(e.dn) == self._norm_dn(dn):
-                return Result(6 if any(self._eq(attr, v, value) for v in self._values(e, attr)) else 5)
-        return Result(32)
+def load_sample(engine: Engine) -> None:
+    """The GP Connect worked example (T99999) and 25 AS records of practice B81001, through the LDIF importer."""
+    text = SAMPLE_LDIF + "".join("\n" + _bulk_as(i) for i in range(25))
+    with Session(engine) as session:
+        report = import_ldif(session, io.StringIO(text))
+        assert report.ok, report
+        session.commit()
 
 
 @dataclass
@@ -191,9 +166,17 @@ def base_settings(**kw: object) -> Settings:
     return replace(Settings(), **{"ldap_bind": "127.0.0.1:0", "ldaps_bind": "", **kw})  # type: ignore[arg-type]
 
 
+@pytest.fixture
+def directory(db: Engine) -> Iterator[Directory]:
+    load_sample(db)
+    d = Directory(db, Settings())
+    yield d
+    d.close()
+
+
 @pytest.fixture(params=["inline", "threads"])
-def server(request: pytest.FixtureRequest) -> Iterator[RunningServer]:
-    with running_server(base_settings(), InMemoryFakeDirectory(), inline=request.param == "inline") as s:
+def server(request: pytest.FixtureRequest, directory: Directory) -> Iterator[RunningServer]:
+    with running_server(base_settings(), directory, inline=request.param == "inline") as s:
         yield s
 
 
@@ -252,7 +235,7 @@ def test_results_codes_limits_and_whoami_with_ldap3(server: RunningServer) -> No
     with ldap3_connection(server) as conn:
         assert not conn.search("ou=nowhere,o=nhs", "(objectClass=*)")
         assert (conn.result["result"], conn.result["dn"]) == (32, "o=nhs")
-        conn.search("ou=services,o=nhs", "(nhsIDCode=B1)", size_limit=5)
+        conn.search("ou=services,o=nhs", "(nhsIDCode=B81001)", size_limit=5)
         assert conn.result["result"] == 4 and len(conn.response) == 5
         assert conn.extend.standard.who_am_i() in (None, "")
         assert conn.compare("uniqueIdentifier=999999999999,ou=services,o=nhs", "nhsIDCode", "T99999") is True
@@ -268,7 +251,7 @@ def test_paged_search_with_ldap3(server: RunningServer) -> None:
         while True:
             conn.search(
                 "ou=services,o=nhs",
-                "(nhsIDCode=B1)",
+                "(nhsIDCode=B81001)",
                 attributes=["uniqueIdentifier"],
                 paged_size=10,
                 paged_cookie=cookie,
@@ -336,8 +319,8 @@ def test_gp_connect_documented_queries_with_ldapsearch(server: RunningServer) ->
     assert step1.returncode == 0, step1.stderr
     assert step1.stdout.split("\n") == [
         "dn: uniqueIdentifier=472b35d4641b76454b13,ou=Services,o=nhs",
+        "nhsMHSPartyKey: T99999-9999999",  # entry order, as slapd answers
         "nhsMHSEndPoint: https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured",
-        "nhsMHSPartyKey: T99999-9999999",
         "",
         "",
     ]
@@ -356,7 +339,9 @@ def test_gp_connect_documented_queries_with_ldapsearch(server: RunningServer) ->
 
 
 def test_ldapsearch_paging_missing_base_and_whoami(server: RunningServer) -> None:
-    paged = ldapsearch(["-H", server.uri, "-b", "ou=services,o=nhs", "-E", "pr=7/noprompt", "(nhsIDCode=B1)", "1.1"])
+    paged = ldapsearch(
+        ["-H", server.uri, "-b", "ou=services,o=nhs", "-E", "pr=7/noprompt", "(nhsIDCode=B81001)", "1.1"]
+    )
     assert paged.returncode == 0, paged.stderr
     assert paged.stdout.count("dn: ") == 25
     missing = ldapsearch(["-H", server.uri, "-b", "ou=other,o=nhs", "(objectClass=*)"])
@@ -461,14 +446,14 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 @pytest.fixture
-def tls_server(pki: Pki) -> Iterator[RunningServer]:
+def tls_server(pki: Pki, directory: Directory) -> Iterator[RunningServer]:
     settings = base_settings(
         ldaps_bind="127.0.0.1:0",
         ldap_tls_cert=str(pki.server_cert),
         ldap_tls_key=str(pki.server_key),
         ldap_tls_client_ca=str(pki.ca),
     )
-    with running_server(settings, InMemoryFakeDirectory()) as s:
+    with running_server(settings, directory) as s:
         yield s
 
 
@@ -579,16 +564,16 @@ def _assert_serves(server: RunningServer) -> None:
         assert b"T99999" in data
 
 
-def test_idle_connections_are_closed() -> None:
-    with running_server(base_settings(ldap_idle_timeout=0.3), InMemoryFakeDirectory()) as server:
+def test_idle_connections_are_closed(directory: Directory) -> None:
+    with running_server(base_settings(ldap_idle_timeout=0.3), directory) as server:
         with _raw(server) as s:
             t0 = time.monotonic()
             assert _read_until_closed(s) == b""
             assert 0.25 < time.monotonic() - t0 < 3
 
 
-def test_excess_connections_are_closed_at_once() -> None:
-    with running_server(base_settings(ldap_max_connections=2), InMemoryFakeDirectory()) as server:
+def test_excess_connections_are_closed_at_once(directory: Directory) -> None:
+    with running_server(base_settings(ldap_max_connections=2), directory) as server:
         with _raw(server) as a, _raw(server) as b:
             a.sendall(_search_message(1))
             b.sendall(_search_message(1))
@@ -600,8 +585,8 @@ def test_excess_connections_are_closed_at_once() -> None:
         _assert_serves(server)
 
 
-def test_oversized_message_disconnects_only_that_client() -> None:
-    with running_server(base_settings(ldap_max_message_bytes=4096), InMemoryFakeDirectory()) as server:
+def test_oversized_message_disconnects_only_that_client(directory: Directory) -> None:
+    with running_server(base_settings(ldap_max_message_bytes=4096), directory) as server:
         with _raw(server) as healthy, _raw(server) as bad:
             bad.sendall(b"\x30\x84\x00\x10\x00\x00" + b"\x00" * 1000)
             notice = _read_until_closed(bad)

@@ -14,17 +14,24 @@ import os
 import random
 import socket
 import threading
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from test_server_clients import (
-    InMemoryFakeDirectory,
+from sqlalchemy.orm import Session
+
+from sds_registry.config import Settings
+from sds_registry.db import make_engine
+from sds_registry.ldap import codec
+from sds_registry.ldap.directory import Directory
+from sds_registry.migrate import sync_catalogue, upgrade
+from tests.functional.ldap.test_server_clients import (
     _assert_serves,
     _search_message,
     base_settings,
+    load_sample,
     running_server,
 )
-
-from sds_registry.ldap import codec
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TOTAL = 100_000 if IN_CI else int(os.environ.get("SDS_LDAP_FUZZ_MESSAGES", "20000"))
@@ -131,12 +138,28 @@ def _op_tag(message: bytes) -> int:
     return message[s + 2 + message[s + 1]]
 
 
+@pytest.fixture
+def sqlite_directory(tmp_path: Path) -> Iterator[Directory]:
+    """The real Directory on its own SQLite file (the fuzz runs on one backend to stay within a minute)."""
+    url = f"sqlite:///{tmp_path / 'fuzz.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    with Session(engine) as s:
+        sync_catalogue(s)
+        s.commit()
+    load_sample(engine)
+    directory = Directory(engine, Settings())
+    yield directory
+    directory.close()
+    engine.dispose()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-def test_server_survives_malformed_messages(caplog: pytest.LogCaptureFixture) -> None:
+def test_server_survives_malformed_messages(caplog: pytest.LogCaptureFixture, sqlite_directory: Directory) -> None:
     rng = random.Random(20240417)
     valid = _valid_messages()
-    with running_server(base_settings(ldap_idle_timeout=30), InMemoryFakeDirectory()) as server:
+    with running_server(base_settings(ldap_idle_timeout=30), sqlite_directory) as server:
         addr = (server.host, server.port)
         sent = 0  # malformed messages the server has demonstrably processed
         garbage_every = 50
