@@ -75,6 +75,7 @@ class _LDAPProtocol(asyncio.Protocol):
         self.reading_paused = False
         self.writing_paused = False
         self.last_activity = 0.0
+        self.eof = False  # the client half-closed while answers were still due
         self.idle_handle: asyncio.TimerHandle | None = None
 
     # ---- asyncio callbacks ----------------------------------------------------------------------------
@@ -129,7 +130,11 @@ class _LDAPProtocol(asyncio.Protocol):
             self._abort()
 
     def eof_received(self) -> bool | None:
-        return None  # close our side too
+        """The client half-closed: answer what it already sent, then close (TLS transports close at once)."""
+        if (self.busy or self.pending) and not self.conn.tls_active:
+            self.eof = True
+            return True
+        return None
 
     # ---- internals ------------------------------------------------------------------------------------
 
@@ -182,6 +187,9 @@ class _LDAPProtocol(asyncio.Protocol):
                 transport.write(ev.data)
                 self.busy = True
                 asyncio.ensure_future(self._start_tls())
+        if self.eof and not self.pending and not self.busy:
+            self._close()
+            return
         self._update_reading()
 
     def _work_done_threadsafe(self, fut: Future[bytes]) -> None:

@@ -614,3 +614,14 @@ def test_pipelined_requests_are_answered_in_order(server: RunningServer) -> None
             data += chunk
         messages, used = codec.split_messages(data, 1 << 20)
         assert used == len(data) and len(messages) == 400
+
+
+def test_half_closed_client_still_gets_its_answers(server: RunningServer) -> None:
+    """A client that sends its searches then shuts down its side (ldapsearch -f < file style) gets every answer."""
+    with _raw(server) as s:
+        s.sendall(b"".join(_search_message(i) for i in range(1, 51)))
+        s.shutdown(socket.SHUT_WR)
+        data = _read_until_closed(s)
+    messages, used = codec.split_messages(data, 1 << 20)
+    assert used == len(data) and len(messages) == 100
+    assert messages[-1] == codec.encode_search_done(50)
