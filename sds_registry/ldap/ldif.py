@@ -194,8 +194,7 @@ def import_ldif(session: Session, source: str | Path | IO[str], lenient: bool = 
     else:
         pending = _validate(source, report, lenient)
         name = getattr(source, "name", "<stream>")
-    if report.ok:
-        _check_uniqueness(session, pending, report)
+    _check_uniqueness(session, pending, report)
     for p in pending:
         report.created[p.cls.name] = report.created.get(p.cls.name, 0) + 1
         report.flagged += bool(p.flags)

@@ -1,0 +1,161 @@
+"""LDIF import (validation, all or nothing, lenient) and export (re-imports identically, loads into slapd)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from sds_registry.config import Settings
+from sds_registry.db import Base, make_sessionmaker
+from sds_registry.ldap import ast
+from sds_registry.ldap.directory import Directory
+from sds_registry.ldap.ldif import export_ldif, import_ldif, read_entries
+from sds_registry.models import AccreditedSystem, AuditEvent, MessageHandlingSystem
+from tests.functional.ldap import slapd_support as support
+
+GPC = "urn:nhs:names:services:gpconnect:"
+
+
+def mhs(cpa: str, endpoint: str, ods: str = "A12345", ia: str = GPC + "fhir:rest:read:metadata-1",
+        extra: str = "") -> str:
+    return f"""dn: uniqueIdentifier={cpa},ou=Services,o=nhs
+objectClass: top
+objectClass: nhsMhs
+uniqueIdentifier: {cpa}
+nhsIDCode: {ods}
+nhsMHSPartyKey: {ods}-1234567
+nhsMhsSvcIA: {ia}
+nhsMHSEndPoint: {endpoint}
+nhsMhsCPAId: {cpa}
+{extra}
+"""
+
+
+def as_entry(asid: str, ods: str = "A12345", extra: str = "") -> str:
+    return f"""dn: uniqueidentifier={asid},ou=services, o=nhs
+objectclass: nhsas
+objectclass: top
+UNIQUEIDENTIFIER: {asid}
+nhsidcode: {ods}
+nhsMhsPartyKey: {ods}-1234567
+nhsAsSvcIA: {GPC}fhir:rest:read:metadata-1
+{extra}
+"""
+
+
+GOOD = "https://gpc.example.nhs.uk/A12345/STU3/1/gpconnect"
+HEAD = "dn: o=nhs\nobjectClass: top\nobjectClass: organization\no: nhs\n\n"
+
+
+def _count(db: Engine, model: type[Base]) -> int:
+    with make_sessionmaker(db)() as s:
+        return int(s.scalar(select(func.count()).select_from(model)) or 0)
+
+
+def test_valid_file_is_stored_with_one_audit_event(db: Engine) -> None:
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO(HEAD + as_entry("012345678901") + "\n" + mhs("aaaa1111", GOOD)))
+        assert report.ok, report.lines()
+        s.commit()
+    assert report.created == {"nhsAs": 1, "nhsMhs": 1}
+    assert report.skipped == [("o=nhs", "not a registry record (objectClass: top, organization)")]
+    assert _count(db, AccreditedSystem) == 1 and _count(db, MessageHandlingSystem) == 1
+    assert _count(db, AuditEvent) == 1
+
+
+def test_every_rejection_is_reported_and_nothing_is_stored(db: Engine) -> None:
+    text = "\n".join([
+        as_entry("012345678901"),
+        as_entry("012345678901", extra="nhsProductName: again"),  # duplicate ASID
+        mhs("bbbb2222", GOOD + "/"),  # trailing slash
+        mhs("cccc3333", GOOD, extra="nhsNotAThing: 1"),  # unknown attribute
+        mhs("dddd4444", GOOD).replace("ou=Services,o=nhs", "ou=People,o=nhs"),  # wrong place
+        as_entry("12", ods="a1"),  # bad ASID and ODS code
+    ])
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO(text))
+        s.rollback()
+    assert not report.ok
+    reasons = {r.dn: " | ".join(r.reasons) for r in report.rejected}
+    assert "(rule: unique)" in reasons["uniqueidentifier=012345678901,ou=services, o=nhs"]
+    assert "nhsMHSEndPoint (endpoints[0])" in reasons["uniqueIdentifier=bbbb2222,ou=Services,o=nhs"]
+    assert "trailing" in reasons["uniqueIdentifier=bbbb2222,ou=Services,o=nhs"]
+    assert "nhsNotAThing" in reasons["uniqueIdentifier=cccc3333,ou=Services,o=nhs"]
+    assert "(rule: dn)" in reasons["uniqueIdentifier=dddd4444,ou=People,o=nhs"]
+    bad = reasons["uniqueidentifier=12,ou=services, o=nhs"]
+    assert "uniqueIdentifier (asid)" in bad and "nhsIDCode (ods_code)" in bad
+    assert any(line.startswith("REJECTED ") for line in report.lines())
+    assert _count(db, AccreditedSystem) == 0 and _count(db, MessageHandlingSystem) == 0
+
+
+def test_lenient_stores_and_flags(db: Engine) -> None:
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO(mhs("eeee5555", GOOD + "/")), lenient=True)
+        assert report.ok and report.flagged == 1
+        s.commit()
+        row = s.scalar(select(MessageHandlingSystem))
+        assert row is not None and row.endpoints == [GOOD + "/"] and row.flags
+    d = Directory(db, Settings())
+    req = ast.SearchRequest("ou=Services,o=nhs", ast.Scope.SUB, ast.DerefAliases.NEVER, 0, 0, False,
+                            ast.Equality("nhsMHSEndPoint", GOOD + "/"), ("nhsMHSEndPoint",))
+    entries, _ = d.search(req, 0, 0)
+    d.close()
+    assert [e.attributes for e in entries] == [[("nhsMHSEndPoint", [GOOD + "/"])]]
+
+
+def test_records_already_in_the_registry_are_rejected(db: Engine) -> None:
+    with make_sessionmaker(db)() as s:
+        assert import_ldif(s, io.StringIO(as_entry("012345678901"))).ok
+        s.commit()
+        report = import_ldif(s, io.StringIO(as_entry("012345678901") + "\n" + mhs("012345678901", GOOD)))
+        assert [r.reasons[0].split(" (")[0] for r in report.rejected] == [
+            "uniqueIdentifier: '012345678901' is also used by uniqueidentifier=012345678901,ou=services, o=nhs",
+        ] or len(report.rejected) == 2
+
+
+def _export(db: Engine) -> str:
+    out = io.StringIO()
+    with make_sessionmaker(db)() as s:
+        export_ldif(s, out)
+    return out.getvalue()
+
+
+def test_export_reimports_identically_and_loads_into_slapd(db: Engine, tmp_path: Path) -> None:
+    support.gen_data(tmp_path / "data", 12)
+    with make_sessionmaker(db)() as s:
+        assert import_ldif(s, tmp_path / "data" / "sds.ldif").ok
+        s.commit()
+    first = _export(db)
+    with db.begin() as conn:
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name in ("accredited_systems", "message_handling_systems", "as_interactions", "as_clients",
+                              "mhs_endpoints"):
+                conn.execute(table.delete())
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO(first))
+        assert report.ok and report.skipped == [("o=nhs", "not a registry record (objectClass: top, organization)"),
+                                                ("ou=Services,o=nhs",
+                                                 "not a registry record (objectClass: top, organizationalUnit)")]
+        s.commit()
+    assert _export(db) == first
+    with open(tmp_path / "data" / "sds.ldif") as original:  # same entries, same attributes in the same order
+        assert sorted(read_entries(io.StringIO(first))) == sorted(read_entries(original))
+    if not support.available():
+        pytest.skip("slapd is not installed")
+    ldap3 = pytest.importorskip("ldap3")
+    (tmp_path / "export.ldif").write_text(first)
+    with support.slapd(tmp_path / "export.ldif", tmp_path / "slapd") as url:
+        conn = ldap3.Connection(ldap3.Server(url, get_info=ldap3.NONE), auto_bind=True)
+        code, entries = support.slapd_search(conn, {"base": "o=nhs", "scope": "sub", "filter": "(objectClass=*)",
+                                                    "attrs": []})
+        conn.unbind()
+    d = Directory(db, Settings())
+    ours, result = d.search(ast.SearchRequest("o=nhs", ast.Scope.SUB, ast.DerefAliases.NEVER, 0, 0, False,
+                                              ast.Present("objectClass"), ()), 0, 0)
+    d.close()
+    assert code == 0 and result.code == 0
+    assert support.normalise(entries) == support.normalise([(e.dn, dict(e.attributes)) for e in ours])
