@@ -201,6 +201,13 @@ def _str(buf: bytes, s: int, e: int) -> str:
 
 def _octets(buf: bytes, pos: int, end: int) -> tuple[str, int]:
     """An OCTET STRING holding UTF-8 text; returns it and the position after it."""
+    if pos + 2 <= end and buf[pos] == 0x04 and buf[pos + 1] < 0x80:  # short form: most strings, inlined
+        e = pos + 2 + buf[pos + 1]
+        if e <= end:
+            try:
+                return buf[pos + 2 : e].decode("utf-8"), e
+            except UnicodeDecodeError:
+                raise _Bad("string is not UTF-8") from None
     s, e = _expect(buf, pos, end, 0x04)
     return _str(buf, s, e), e
 
@@ -392,8 +399,12 @@ def _search(buf: bytes, s: int, e: int, tag: int) -> SearchRequest:
         a, p = _octets(buf, p, le)
         attrs.append(a)
     return SearchRequest(
-        base, Scope(scope_n), DerefAliases(deref_n), size_limit, time_limit, types_only, flt, tuple(attrs)
+        base, _SCOPES[scope_n], _DEREFS[deref_n], size_limit, time_limit, types_only, flt, tuple(attrs)
     )
+
+
+_SCOPES = tuple(Scope)
+_DEREFS = tuple(DerefAliases)
 
 
 def _ava(buf: bytes, s: int, e: int) -> tuple[str, str]:
