@@ -50,6 +50,13 @@ class Settings:
     ssp_client_cert: str = ""  #: the SSP's own client certificate towards providers
     ssp_client_key: str = ""
     ssp_jwt_max_future_seconds: int = 300
+    #: Provider connection overrides, like curl --connect-to: "host:port:addr:port2,..." (tests, local stubs);
+    #: TLS SNI and certificate checks still use the registered host name.
+    ssp_connect_to: str = ""
+    ssp_workers: int = 2
+    ssp_threads: int = 16
+    ssp_provider_pool_size: int = 64  #: keep-alive connections to providers per SSP worker
+    ssp_audit_batch: int = 200  #: decisions written per INSERT by the audit writer
     log_level: str = "INFO"
     extra: Mapping[str, Any] = field(default_factory=dict)
 

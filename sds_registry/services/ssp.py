@@ -1,0 +1,218 @@
+"""SSP authorisation decisions: may this request pass the Spine Secure Proxy? Takes a Session; never writes.
+
+``decide`` runs the checks below in this order and answers with the first refusal (or ALLOWED). The real
+SSP's order is unpublished (reference §5.3, issue #37); ours puts the checks that need no database first,
+then follows the path of the request (sender, receiver, target, agreement), then the audit JWT:
+
+ 1. HTTP method is one the SSP forwards (GET, POST, PUT)      405  METHOD_NOT_ALLOWED          (405 shape)
+ 2. Ssp-TraceID (UUID), Ssp-From, Ssp-To (12-digit ASIDs),
+    Ssp-InteractionID, Authorization: Bearer present/valid     400  MISSING_OR_INVALID_HEADER_<header>
+ 3. interaction ID is in the GP Connect catalogue             400  INTERACTION_ID_NOT_RECOGNISED_<id>
+ 4. method is the interaction's verb                          405  METHOD_<m>_NOT_ALLOWED_FOR_INTERACTION (405 shape)
+ 5. sender AS exists and lists the interaction (nhsAsSvcIA)   403  ASID_CHECK_FAILED_MESSAGESENDER_<from>
+ 6. TLS only: client certificate CN is the FQDN of an MHS
+    record of the sender's party key (case-insensitive)       495  FQDN_CHECK_FAILED_MESSAGESENDER_<from>
+ 7. receiver AS exists and its party key has an MHS record
+    for the interaction                                       403  PARTYKEY_INTERACTION_CHECK_FAILED_
+                                                                   MESSAGERECEIVER_<to>
+ 8. target URL is under a registered endpoint of that MHS
+    (string prefix, then "/", "?" or the end; so an IP for
+    the host or an added ":443" does not match)               400  ENDPOINT_<ep>_CPAID_<cpa>_VARIES_FROM_
+                                                                   TARGETURL_<url>
+ 9. a data-sharing agreement covers sender org -> receiver
+    org ("*" matches any organisation)                        403  FOT_CHECK_FAILED_MESSAGESENDER_<from>_
+                                                                   MESSAGERECEIVER_<to>
+10. the audit JWT passes ssp/auth.py's rules                  400  INVALID_JWT_<RULE>
+
+Every query is a probe of a named index (accredited_systems.asid, ix_as_interactions_*,
+ix_message_handling_systems_interaction_id_party_key_lower / _party_key_lower, the agreements' unique pair).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.orm import Session
+
+from sds_registry.domain import interactions
+from sds_registry.models import (
+    AccreditedSystem,
+    AsInteraction,
+    DataSharingAgreement,
+    MessageHandlingSystem,
+    MhsEndpoint,
+)
+from sds_registry.ssp import auth
+
+ALLOWED = "ALLOWED"
+FORWARDED_METHODS = frozenset({"GET", "POST", "PUT"})
+#: The Ssp-* headers every request needs, spelled as the GP Connect demonstrator spells them.
+SSP_HEADERS = ("Ssp-TraceID", "Ssp-From", "Ssp-To", "Ssp-InteractionID")
+_ASID = re.compile(r"\d{12}")
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
+@dataclass(frozen=True)
+class SspRequest:
+    """What the SSP knows about one request. ``headers`` keys are matched case-insensitively."""
+
+    method: str
+    target_url: str
+    headers: Mapping[str, str]
+    #: The client certificate's CN on a mutual-TLS connection; None when the connection is not mutual TLS.
+    client_cn: str | None = None
+    mutual_tls: bool = False
+
+    def header(self, name: str) -> str | None:
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class Decision:
+    """ALLOWED, or a refusal: its HTTP status, FHIR issue type and the SSP's token."""
+
+    outcome: str
+    status: int = 200
+    issue_code: str = "informational"
+    #: "ssp": the §5.4 shape (token in display and diagnostics); "405": the SSP's Method Not Allowed shape.
+    shape: str = "ssp"
+    #: The registered endpoint and CPA id the target matched (set when allowed).
+    endpoint: str | None = None
+    cpa_id: str | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.outcome == ALLOWED
+
+
+def refuse(status: int, issue_code: str, token: str, shape: str = "ssp") -> Decision:
+    return Decision(outcome=token, status=status, issue_code=issue_code, shape=shape)
+
+
+def target_under_endpoint(target_url: str, endpoint: str) -> bool:
+    """True when ``target_url`` is the endpoint or below it. Plain string comparison, as the SSP's rule
+    (reference §3.6): the host may not be replaced by its IP address and no ":443" may be added."""
+    if not endpoint:
+        return False
+    if endpoint.endswith("/"):
+        return target_url.startswith(endpoint)
+    if not target_url.startswith(endpoint):
+        return False
+    rest = target_url[len(endpoint):]
+    return rest == "" or rest[0] in "/?"
+
+
+_SENDER = (
+    select(
+        AccreditedSystem.ods_code,
+        AccreditedSystem.party_key,
+        select(AsInteraction.as_id)
+        .where(AsInteraction.as_id == AccreditedSystem.id, AsInteraction.interaction_id == bindparam("interaction"))
+        .exists()
+        .label("accredited"),
+    )
+    .where(AccreditedSystem.asid == bindparam("asid"))
+    .limit(1)
+)
+_RECEIVER = (
+    select(AccreditedSystem.ods_code, MessageHandlingSystem.cpa_id, MhsEndpoint.url)
+    .select_from(AccreditedSystem)
+    .join(
+        MessageHandlingSystem,
+        and_(
+            MessageHandlingSystem.interaction_id == bindparam("interaction"),
+            func.lower(MessageHandlingSystem.party_key) == func.lower(AccreditedSystem.party_key),
+        ),
+    )
+    .outerjoin(MhsEndpoint, MhsEndpoint.mhs_id == MessageHandlingSystem.id)
+    .where(AccreditedSystem.asid == bindparam("asid"))
+    .order_by(MessageHandlingSystem.id, MhsEndpoint.position)
+)
+_AGREEMENT = (
+    select(DataSharingAgreement.id)
+    .where(
+        DataSharingAgreement.consumer_ods.in_([bindparam("consumer"), "*"]),
+        DataSharingAgreement.provider_ods.in_([bindparam("provider"), "*"]),
+    )
+    .limit(1)
+)
+_SENDER_FQDNS = select(MessageHandlingSystem.fqdn).where(
+    func.lower(MessageHandlingSystem.party_key) == func.lower(bindparam("party_key")),
+    MessageHandlingSystem.fqdn.is_not(None),
+)
+
+
+def check_headers(request: SspRequest) -> Decision | None:
+    """Checks 2: the Ssp-* headers and the bearer token are present and well formed."""
+    for name in SSP_HEADERS:
+        value = (request.header(name) or "").strip()
+        ok = bool(value)
+        if ok and name in ("Ssp-From", "Ssp-To"):
+            ok = bool(_ASID.fullmatch(value))
+        elif ok and name == "Ssp-TraceID":
+            ok = bool(_UUID.fullmatch(value.strip("{}")))
+        if not ok:
+            return refuse(400, "invalid", f"MISSING_OR_INVALID_HEADER_{name}")
+    if auth.bearer_token(request.header("Authorization")) is None:
+        return refuse(400, "invalid", "MISSING_OR_INVALID_HEADER_Authorization")
+    return None
+
+
+def decide(
+    session: Session, request: SspRequest, *, jwt_max_future_seconds: int = 300, now: int | None = None
+) -> Decision:
+    """The SSP's answer for ``request`` (see the module docstring for the order of checks)."""
+    method = request.method.upper()
+    if method not in FORWARDED_METHODS:
+        return refuse(405, "not-supported", "METHOD_NOT_ALLOWED", shape="405")
+    refusal = check_headers(request)
+    if refusal is not None:
+        return refusal
+    from_asid = (request.header("Ssp-From") or "").strip()
+    to_asid = (request.header("Ssp-To") or "").strip()
+    interaction_id = (request.header("Ssp-InteractionID") or "").strip()
+    interaction = interactions.lookup(interaction_id)
+    if interaction is None:
+        return refuse(400, "invalid", f"INTERACTION_ID_NOT_RECOGNISED_{interaction_id}")
+    if method != interaction.http_method:
+        return refuse(405, "not-supported", f"METHOD_{method}_NOT_ALLOWED_FOR_INTERACTION", shape="405")
+
+    sender = session.execute(_SENDER, {"asid": from_asid, "interaction": interaction_id}).first()
+    if sender is None or not sender.accredited:
+        return refuse(403, "forbidden", f"ASID_CHECK_FAILED_MESSAGESENDER_{from_asid}")
+    if request.mutual_tls:
+        fqdns = {f.lower() for f in session.scalars(_SENDER_FQDNS, {"party_key": sender.party_key}) if f}
+        if not request.client_cn or request.client_cn.lower() not in fqdns:
+            return refuse(495, "security", f"FQDN_CHECK_FAILED_MESSAGESENDER_{from_asid}")
+
+    rows = session.execute(_RECEIVER, {"asid": to_asid, "interaction": interaction_id}).all()
+    if not rows:
+        return refuse(403, "forbidden", f"PARTYKEY_INTERACTION_CHECK_FAILED_MESSAGERECEIVER_{to_asid}")
+    matched = next((r for r in rows if r.url is not None and target_under_endpoint(request.target_url, r.url)), None)
+    if matched is None:
+        first = rows[0]
+        return refuse(
+            400, "invalid",
+            f"ENDPOINT_{first.url or ''}_CPAID_{first.cpa_id}_VARIES_FROM_TARGETURL_{request.target_url}",
+        )
+
+    if session.execute(_AGREEMENT, {"consumer": sender.ods_code, "provider": matched.ods_code}).first() is None:
+        return refuse(403, "forbidden", f"FOT_CHECK_FAILED_MESSAGESENDER_{from_asid}_MESSAGERECEIVER_{to_asid}")
+
+    token = auth.bearer_token(request.header("Authorization"))
+    assert token is not None  # check_headers
+    broken = auth.check_jwt(
+        token, interaction=interaction, service_root_url=matched.url,
+        now=int(time.time()) if now is None else now, max_future_seconds=jwt_max_future_seconds,
+    )
+    if broken is not None:
+        return refuse(400, "invalid", broken)
+    return Decision(outcome=ALLOWED, endpoint=matched.url, cpa_id=matched.cpa_id)

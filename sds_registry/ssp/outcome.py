@@ -1,0 +1,95 @@
+"""The SSP's own OperationOutcome bodies (reference §5.4), in XML (the SSP's default) or JSON. Pure.
+
+The SSP shape has ``coding.code`` = the HTTP status as a string, ``coding.system`` = the gpconnect schedule
+response code value set, ``display`` == ``diagnostics`` == the token, a GUID ``id`` and no ``meta.profile``;
+405 has the SSP's separate Method Not Allowed shape.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+from xml.etree import ElementTree
+
+from sds_registry.services.ssp import Decision
+
+SSP_SYSTEM = "http://fhir.nhs.net/ValueSet/gpconnect-schedule-response-code-1-0"
+SPINE_405_SYSTEM = "https://fhir.nhs.uk/StructureDefinition/spine-operationoutcome-1"
+FHIR_NS = "http://hl7.org/fhir"
+JSON_TYPE = "application/fhir+json;charset=utf-8"
+XML_TYPE = "application/fhir+xml;charset=utf-8"
+
+
+def outcome_dict(decision: Decision, outcome_id: str | None = None) -> dict[str, Any]:
+    """The refusal as a FHIR OperationOutcome (JSON member order as the SSP's published examples)."""
+    if decision.shape == "405":
+        return {"resourceType": "OperationOutcome", "issue": [{
+            "code": "forbidden", "severity": "fatal",
+            "details": {"coding": [{"code": "405", "system": SPINE_405_SYSTEM, "display": "405: Method Not Allowed"}]},
+        }]}
+    return {
+        "resourceType": "OperationOutcome",
+        "id": outcome_id or str(uuid.uuid4()),
+        "issue": [{
+            "code": decision.issue_code,
+            "severity": "error",
+            "details": {"coding": [{"code": str(decision.status), "display": decision.outcome, "system": SSP_SYSTEM}]},
+            "diagnostics": decision.outcome,
+        }],
+    }
+
+
+def wants_json(accept: str | None, query: str = "") -> bool:
+    """JSON when the client asked for it (``_format`` or Accept); otherwise XML, as the real SSP answers."""
+    for part in query.split("&"):
+        name, _, value = part.partition("=")
+        if name == "_format":
+            return "json" in value.lower()
+    if not accept:
+        return False
+    best: tuple[float, bool] | None = None
+    for item in accept.split(","):
+        media, *params = (p.strip() for p in item.split(";"))
+        media = media.lower()
+        if "json" not in media and "xml" not in media:
+            continue
+        q = 1.0
+        for param in params:
+            key, _, val = param.partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(val)
+                except ValueError:
+                    q = 0.0
+        if q > 0 and (best is None or q > best[0]):
+            best = (q, "json" in media)
+    return best is not None and best[1]
+
+
+def _xml(data: dict[str, Any]) -> bytes:
+    """FHIR XML: elements in the resource definition's order, values in ``value`` attributes."""
+    root = ElementTree.Element("OperationOutcome", xmlns=FHIR_NS)
+    if "id" in data:
+        ElementTree.SubElement(root, "id", value=data["id"])
+    for issue in data["issue"]:
+        node = ElementTree.SubElement(root, "issue")
+        ElementTree.SubElement(node, "severity", value=issue["severity"])
+        ElementTree.SubElement(node, "code", value=issue["code"])
+        details = ElementTree.SubElement(node, "details")
+        for coding in issue["details"]["coding"]:
+            c = ElementTree.SubElement(details, "coding")
+            for key in ("system", "code", "display"):
+                ElementTree.SubElement(c, key, value=coding[key])
+        if "diagnostics" in issue:
+            ElementTree.SubElement(node, "diagnostics", value=issue["diagnostics"])
+    data_bytes: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=True)
+    return data_bytes
+
+
+def render(decision: Decision, *, as_json: bool) -> tuple[bytes, str]:
+    """(body, content type) of the refusal."""
+    data = outcome_dict(decision)
+    if as_json:
+        return json.dumps(data, separators=(",", ":")).encode("utf-8"), JSON_TYPE
+    return _xml(data), XML_TYPE
