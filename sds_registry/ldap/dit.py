@@ -61,7 +61,7 @@ class EntryClass:
 
     @property
     def parent_key(self) -> tuple[Any, ...]:
-        return dn.normalise(dn.parse(self.parent))
+        return dn.normalised_key(self.parent)
 
     def view(self) -> View:
         table = self.model.__table__

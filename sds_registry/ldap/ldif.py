@@ -150,11 +150,10 @@ def _to_record(cls: EntryClass, entry_dn: str, attrs: list[tuple[str, str]]
         else:
             data[f.field] = value
     try:
-        rdns = dn.parse(entry_dn)
+        rdn_value, parent_key = _split_dn(entry_dn)
     except dn.InvalidDN as exc:
         return data, [f"dn: {exc} (rule: dn-syntax)"]
-    rdn_value = rdns[0][0][1] if rdns and len(rdns[0]) == 1 and rdns[0][0][0] == "uniqueIdentifier" else None
-    if rdn_value is None or dn.normalise(rdns[1:]) != cls.parent_key:
+    if rdn_value is None or parent_key != cls.parent_key:
         problems.append(f"dn: must be uniqueIdentifier=<id>,{cls.parent} (rule: dn)")
     else:
         data.setdefault(cls.key_field, rdn_value)
@@ -163,6 +162,21 @@ def _to_record(cls: EntryClass, entry_dn: str, attrs: list[tuple[str, str]]
     if cls is dit.MHS and data.get("unique_identifier") and not data.get("cpa_id"):
         data["cpa_id"] = data["unique_identifier"]
     return data, problems
+
+
+def _split_dn(entry_dn: str) -> tuple[str | None, tuple[Any, ...]]:
+    """(uniqueIdentifier value of the RDN or None, normalised parent DN); the parent parse is cached."""
+    leaf, _, parent = entry_dn.partition(",")
+    if "\\" in leaf or "+" in leaf:
+        rdns = dn.parse(entry_dn)
+        ok = rdns and len(rdns[0]) == 1 and rdns[0][0][0] == "uniqueIdentifier"
+        return (rdns[0][0][1] if ok else None), dn.normalise(rdns[1:])
+    name, eq, value = leaf.partition("=")
+    value = value.strip(" ")
+    if not eq or not value:
+        raise dn.InvalidDN(f"{entry_dn!r}: RDN {leaf!r} is not attribute=value")
+    at = schema.lookup(name.strip())
+    return (value if at is not None and at.name == "uniqueIdentifier" else None), dn.normalised_key(parent)
 
 
 def _issue_text(cls: EntryClass, issue: Issue) -> str:
@@ -288,6 +302,23 @@ def _check_uniqueness(session: Session, pending: list[_Pending], report: ImportR
     report.rejected += [Rejection(d, reasons) for d, reasons in bad.items()]
 
 
+def _insert_parents(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` and return their ids in order.
+
+    PostgreSQL: executemany with RETURNING in parameter order (batched by SQLAlchemy). SQLite cannot
+    batch an ordered RETURNING, so ids are given explicitly from max(id): the importer holds SQLite's
+    write lock (the CLI begins the transaction with BEGIN IMMEDIATE), and an INTEGER PRIMARY KEY goes on
+    from the largest id either way.
+    """
+    if session.get_bind().dialect.name == "sqlite":
+        start = int(session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0) + 1
+        ids = list(range(start, start + len(rows)))
+        session.execute(insert(table), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
+        return ids
+    result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
+    return list(result.scalars().all())
+
+
 def _insert(session: Session, pending: list[_Pending]) -> None:
     for cls in dit.ENTRY_CLASSES:
         mine = [p for p in pending if p.cls is cls]
@@ -303,8 +334,7 @@ def _insert(session: Session, pending: list[_Pending]) -> None:
                     row.setdefault(c, None)
                 if cls is dit.ORG and row.get("org_type") is None:
                     row["org_type"] = "GP Practice"
-            ids = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True),
-                                  rows).scalars().all()
+            ids = _insert_parents(session, table, rows)
             for f in children:
                 assert f.child is not None
                 child, fk, value = f.child[0].__table__, f.child[1], f.child[2]
