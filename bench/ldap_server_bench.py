@@ -24,6 +24,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 KIT = Path(os.environ.get("SDS_BENCH_KIT", REPO.parent / "shared" / "bench"))
@@ -76,23 +77,30 @@ def serve(args: argparse.Namespace) -> None:
 
     overrides: dict[str, object] = {"ldap_bind": f"127.0.0.1:{args.port}", "ldap_workers": args.workers}
     settings = load_settings(overrides)
-    if args.directory == "real":
+    if args.directory == "real" and args.mode == "auto":
         from sds_registry.ldap.server import run_ldap
 
-        run_ldap(settings)
+        run_ldap(settings)  # what `sds serve` runs: inline on SQLite, thread pool on PostgreSQL
         return
     import asyncio
 
     from sds_registry.ldap.server import _new_loop, serve_ldap
 
-    directory = DictDirectory(Path(args.jsonl))
+    if args.directory == "real":
+        from sds_registry.db import make_engine
+        from sds_registry.ldap.directory import Directory
+
+        directory: Any = Directory(make_engine(settings.database_url), settings)
+    else:
+        directory = DictDirectory(Path(args.jsonl))
+    inline = args.mode != "threads"
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve_ldap(replace(settings, ldap_bind=f"127.0.0.1:{args.port}"), directory, stop, inline=True)
+        await serve_ldap(replace(settings, ldap_bind=f"127.0.0.1:{args.port}"), directory, stop, inline=inline)
 
     with asyncio.Runner(loop_factory=_new_loop) as runner:
         runner.run(main())
@@ -129,9 +137,16 @@ def run(args: argparse.Namespace) -> None:
         subprocess.run([py, str(KIT / "gen_queries.py"), "--data", str(work / "sds.jsonl"), "--count", "20000",
                         "--out", str(work / "queries.jsonl")], check=True, stderr=subprocess.DEVNULL)  # fmt: skip
         port = _free_port()
-        env = dict(os.environ, SDS_DATABASE_URL=f"sqlite:///{work}/sds.sqlite3", SDS_HTTP_BIND="", SDS_SSP_BIND="")
+        url = f"sqlite:///{work}/sds.sqlite3"
+        pg = None
+        if args.postgres:
+            from tests.support.postgres import TempPostgres
+
+            pg = TempPostgres()
+            url = pg.start()
+        env = dict(os.environ, SDS_DATABASE_URL=url, SDS_HTTP_BIND="", SDS_SSP_BIND="")
         cmd = [py, __file__, "serve", "--port", str(port), "--directory", args.directory, "--workers",
-               str(args.workers), "--jsonl", str(work / "sds.jsonl")]  # fmt: skip
+               str(args.workers), "--mode", args.mode, "--jsonl", str(work / "sds.jsonl")]  # fmt: skip
         if args.directory == "real":
             sds = str(Path(py).with_name("sds"))
             t0 = time.monotonic()
@@ -158,8 +173,10 @@ def run(args: argparse.Namespace) -> None:
                 qps = sorted(r["qps"] for r in rows)[len(rows) // 2]
                 cpu = sum(r["server_cpu_s"] for r in rows) * 1000 / sum(r["searches"] for r in rows)
                 ok = all(r["ok"] for r in rows)
-                print(f"ldap_server_bench: directory={args.directory} workers={args.workers} procs={p} "
-                      f"median_qps={qps:.0f} server_cpu_ms_per_search={cpu:.4f} ok={ok}")  # fmt: skip
+                db = "postgresql" if args.postgres else "sqlite"
+                print(f"ldap_server_bench: directory={args.directory} db={db} mode={args.mode} "
+                      f"workers={args.workers} procs={p} median_qps={qps:.0f} "
+                      f"server_cpu_ms_per_search={cpu:.4f} ok={ok}")  # fmt: skip
         finally:
             # py-spy writes its profile on SIGINT; the server stops cleanly on either
             os.killpg(server.pid, signal.SIGINT if args.profile else signal.SIGTERM)
@@ -167,6 +184,8 @@ def run(args: argparse.Namespace) -> None:
                 server.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
+            if pg is not None:
+                pg.stop()
 
 
 def main() -> None:
@@ -179,11 +198,14 @@ def main() -> None:
     r.add_argument("--rounds", type=int, default=2)
     r.add_argument("--directory", choices=["real", "fake"], default="real")
     r.add_argument("--workers", type=int, default=1)
+    r.add_argument("--mode", choices=["auto", "inline", "threads"], default="auto")
+    r.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL server instead of SQLite")
     r.add_argument("--profile", help="record the server with py-spy into this collapsed-stack (raw) file")
     s = sub.add_parser("serve")
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--directory", choices=["real", "fake"], default="real")
     s.add_argument("--workers", type=int, default=1)
+    s.add_argument("--mode", choices=["auto", "inline", "threads"], default="auto")
     s.add_argument("--jsonl")
     args = ap.parse_args()
     (run if args.cmd == "run" else serve)(args)
