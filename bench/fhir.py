@@ -1,0 +1,252 @@
+"""SDS FHIR API throughput: /Endpoint and /Device beside the same server's bare /healthcheck, at 8,000 and 100
+synthetic practices, under gunicorn (gthread), driven with keep-alive connections.
+
+    .venv/bin/python bench/fhir.py [--practices 8000] [--small 100] [--seconds 10] [--connections 8]
+
+Databases are built once through the registry services (sds_registry.factories.create_practice) and cached
+under instance/bench/ (keyed by practice count and migration head). The load generator is wrk when it is
+installed (one thread: it needs a fraction of a core), else a Python one (threads + http.client keep-alive).
+Prints requests/s and p50/p99 latency per route, the FHIR/healthcheck ratios (target >= 0.5) and the
+8,000/100 per-request cost ratios (target <= 1.5).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import http.client
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy.orm import Session  # noqa: E402
+
+from sds_registry.db import make_engine  # noqa: E402
+from sds_registry.factories import create_practice, practice_ods  # noqa: E402
+from sds_registry.migrate import sync_catalogue, upgrade  # noqa: E402
+
+BASE = "/spine-directory/FHIR/R4"
+ODS = "https://fhir.nhs.uk/Id/ods-organization-code%7C"
+SVC = "https://fhir.nhs.uk/Id/nhsServiceInteractionId%7C"
+PK = "https://fhir.nhs.uk/Id/nhsMhsPartyKey%7C"
+STRUCTURED = "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getstructuredrecord-1"
+METADATA = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
+
+
+def migration_head() -> str:
+    """A stable key for the schema: the migration files' names and contents."""
+    digest = hashlib.sha1()
+    for path in sorted((ROOT / "migrations" / "versions").glob("*.py")):
+        digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+def build_database(practices: int, directory: Path) -> Path:
+    """A SQLite file with ``practices`` synthetic practices, built once and reused."""
+    path = directory / f"fhir-{practices}-{migration_head()}.sqlite3"
+    if path.exists():
+        return path
+    directory.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    partial.unlink(missing_ok=True)
+    url = f"sqlite:///{partial}"
+    upgrade(url)
+    engine = make_engine(url)
+    started = time.perf_counter()
+    with Session(engine) as session:
+        sync_catalogue(session)
+        for n in range(practices):
+            create_practice(session, n)
+            if n % 250 == 249:
+                session.commit()
+                print(f"  built {n + 1}/{practices} practices ({time.perf_counter() - started:.0f} s)", flush=True)
+        session.commit()
+    engine.dispose()
+    partial.rename(path)
+    return path
+
+
+def request_paths(practices: int, count: int = 400) -> dict[str, list[str]]:
+    """Lookups spread over the whole directory, in the two shapes GP Connect consumers send."""
+    rng = random.Random(7)
+    numbers = [rng.randrange(practices) for _ in range(count)]
+    endpoint = [f"{BASE}/Endpoint?organization={ODS}{practice_ods(n)}&identifier={SVC}{STRUCTURED}" for n in numbers]
+    device = [f"{BASE}/Device?organization={ODS}{practice_ods(n)}&identifier={SVC}{METADATA}"
+              f"&identifier={PK}{practice_ods(n)}-{800000 + n % 100000}" for n in numbers]
+    return {"/healthcheck": ["/healthcheck"], "/Endpoint": endpoint, "/Device": device}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """gunicorn (gthread) serving create_app() on the given database."""
+
+    def __init__(self, database: Path, workers: int, threads: int) -> None:
+        self.port = free_port()
+        env = dict(os.environ, SDS_DATABASE_URL=f"sqlite:///{database}", SDS_LOG_LEVEL="WARNING")
+        gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        self.process = subprocess.Popen(
+            [gunicorn, "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
+             "--bind", f"127.0.0.1:{self.port}", "--keep-alive", "30", "--log-level", "warning",
+             "sds_registry:create_app()"],
+            env=env, cwd=ROOT, start_new_session=True)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=2)
+                conn.request("GET", "/healthcheck")
+                if conn.getresponse().status == 200:
+                    conn.close()
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError("gunicorn did not start")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(15)
+
+
+class Result:
+    def __init__(self, rps: float, p50_ms: float, p99_ms: float, errors: int) -> None:
+        self.rps, self.p50_ms, self.p99_ms, self.errors = rps, p50_ms, p99_ms, errors
+
+
+WRK_SCRIPT = """
+local paths = {}
+for line in io.lines(os.getenv("WRK_PATHS")) do paths[#paths + 1] = line end
+local i = 0
+request = function()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i], {["Accept"] = "application/fhir+json"})
+end
+"""
+
+
+def _ms(text: str) -> float:
+    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", text.strip()).groups()  # type: ignore[union-attr]
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(port: int, paths: list[str], seconds: float, connections: int) -> Result:
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "paths.txt").write_text("\n".join(paths) + "\n")
+        (Path(tmp) / "rotate.lua").write_text(WRK_SCRIPT)
+        out = subprocess.run(
+            ["wrk", "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency",
+             "-s", str(Path(tmp) / "rotate.lua"), f"http://127.0.0.1:{port}"],
+            env=dict(os.environ, WRK_PATHS=str(Path(tmp) / "paths.txt")), capture_output=True, text=True, check=True,
+        ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    if socket_errors:
+        print(f"    wrk: socket errors {socket_errors.group(1)}")
+    return Result(rps, p50, p99, int(errors.group(1)) if errors else 0)
+
+
+def run_python(port: int, paths: list[str], seconds: float, connections: int) -> Result:
+    """Fallback load generator: one thread per keep-alive connection (GIL-bound: an under-estimate)."""
+    latencies: list[float] = []
+    errors = [0]
+    lock = threading.Lock()
+    stop = time.monotonic() + seconds
+
+    def worker(offset: int) -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        mine: list[float] = []
+        i = offset
+        while time.monotonic() < stop:
+            started = time.perf_counter()
+            conn.request("GET", paths[i % len(paths)])
+            response = conn.getresponse()
+            response.read()
+            mine.append(time.perf_counter() - started)
+            if response.status != 200:
+                errors[0] += 1
+            i += 1
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(n * 37,)) for n in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    latencies.sort()
+    return Result(len(latencies) / seconds, latencies[len(latencies) // 2] * 1000,
+                  latencies[int(len(latencies) * 0.99)] * 1000, errors[0])
+
+
+def measure(database: Path, practices: int, args: argparse.Namespace) -> dict[str, Result]:
+    server = Server(database, args.workers, args.threads)
+    load = run_wrk if shutil.which("wrk") and not args.python_load else run_python
+    results = {}
+    try:
+        for route, paths in request_paths(practices).items():
+            load(server.port, paths, 2, args.connections)  # warm up every worker's connections and caches
+            results[route] = load(server.port, paths, args.seconds, args.connections)
+    finally:
+        server.stop()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--practices", type=int, default=8000)
+    parser.add_argument("--small", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--connections", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--db-dir", type=Path, default=ROOT / "instance" / "bench")
+    parser.add_argument("--python-load", action="store_true", help="use the Python load generator even with wrk")
+    args = parser.parse_args()
+
+    print(f"cpus={os.cpu_count()} gunicorn gthread workers={args.workers} threads={args.threads} "
+          f"connections={args.connections} seconds={args.seconds} "
+          f"load={'python' if args.python_load or not shutil.which('wrk') else 'wrk -t1'}")
+    sizes = (args.practices, args.small)
+    databases = {n: build_database(n, args.db_dir) for n in sizes}
+    table = {n: measure(databases[n], n, args) for n in sizes}
+
+    print(f"\n{'practices':>9} {'route':<12} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}  vs /healthcheck")
+    for n in sizes:
+        health = table[n]["/healthcheck"].rps
+        for route, r in table[n].items():
+            ratio = "" if route == "/healthcheck" else f"{r.rps / health:.2f}"
+            print(f"{n:>9} {route:<12} {r.rps:>9.0f} {r.p50_ms:>8.2f} {r.p99_ms:>8.2f} {r.errors:>8}  {ratio}")
+    big, small = args.practices, args.small
+    print(f"\nper-request cost at {big} vs {small} practices (req/s at {small} / req/s at {big}; target <= 1.5):")
+    ok = True
+    for route in ("/Endpoint", "/Device"):
+        cost = table[small][route].rps / table[big][route].rps
+        ratio = table[big][route].rps / table[big]["/healthcheck"].rps
+        ok = ok and cost <= 1.5 and ratio >= 0.5
+        print(f"  {route:<10} {cost:.2f}   (FHIR/healthcheck at {big}: {ratio:.2f}; target >= 0.5)")
+    print("\nresult:", "PASS" if ok else "FAIL")
+
+
+if __name__ == "__main__":
+    main()
