@@ -208,6 +208,31 @@ def token_create(name: str, ods_codes: tuple[str, ...], admin: bool) -> None:
     click.echo(new_token)
 
 
+@main.command()
+@click.option("--follow", "-f", is_flag=True, help="Keep printing decisions as they are recorded.")
+@click.option("--asid", help="Only decisions this ASID sent or received.")
+@click.option("--last", type=click.IntRange(min=0), default=20, show_default=True,
+              help="Without --follow: how many recent decisions to print.")
+def audit(follow: bool, asid: str | None, last: int) -> None:
+    """SSP decisions: the most recent ones, or (--follow) each one as it is recorded."""
+    from sqlalchemy import or_, select
+
+    from sds_registry.models import SspDecision
+    from sds_registry.ssp.follow import follow as follow_decisions
+    from sds_registry.ssp.follow import format_line
+
+    settings = _settings()
+    if follow:
+        follow_decisions(settings, asid=asid)
+        return
+    with _database(settings) as factory, factory() as session:
+        query = select(SspDecision).order_by(SspDecision.id.desc()).limit(last)
+        if asid:
+            query = query.where(or_(SspDecision.from_asid == asid, SspDecision.to_asid == asid))
+        for row in reversed(session.scalars(query).all()):
+            click.echo(format_line(row))
+
+
 # ---- serving ----------------------------------------------------------------------------------------------
 
 

@@ -31,10 +31,12 @@ def init_app(app: Flask, settings: Settings) -> None:
 def _register_blueprints(app: Flask, settings: Settings) -> None:
     from sds_registry.api.views import bp as api_bp
     from sds_registry.fhir.views import register as register_fhir
+    from sds_registry.ssp.views import audit_bp
     from sds_registry.ssp.views import bp as ssp_bp
 
     app.register_blueprint(api_bp, url_prefix="/api")
     app.register_blueprint(ssp_bp, url_prefix="/api/ssp")
+    app.register_blueprint(audit_bp, url_prefix="/api/audit")
     register_fhir(app, settings)
 
 

@@ -140,3 +140,24 @@ def test_serve_answers_http_and_stops_cleanly_on_sigterm(seeded: Engine, databas
             proc.wait()
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_audit_prints_recent_ssp_decisions(db: Engine, database_url: str) -> None:
+    from sds_registry.models import SspDecision
+
+    with Session(db) as s:
+        s.add_all([
+            SspDecision(trace_id="t1", from_asid="200000000359", to_asid="918999198993", method="GET",
+                        interaction_id=METADATA, outcome="ALLOWED", status=200, provider_status=200,
+                        latency_ms=3.5, target_url="https://orange.testlab.nhs.uk/A20047/STU3/1/gpconnect/metadata"),
+            SspDecision(trace_id="t2", from_asid="100000000001", to_asid="918999198993", method="GET",
+                        interaction_id=METADATA, outcome="ASID_CHECK_FAILED_MESSAGESENDER_100000000001", status=403),
+        ])
+        s.commit()
+    everything = run(database_url, "audit")
+    assert everything.exit_code == 0
+    lines = everything.output.splitlines()
+    assert len(lines) == 2 and "trace=t1" in lines[0] and "ALLOWED" in lines[0]
+    assert "ASID_CHECK_FAILED_MESSAGESENDER_100000000001" in lines[1]
+    only = run(database_url, "audit", "--asid", "100000000001").output.splitlines()
+    assert len(only) == 1 and "trace=t2" in only[0]
