@@ -88,6 +88,7 @@ class Directory:
         if conn is None:
             fairy = self.engine.raw_connection()
             conn = fairy.driver_connection
+            assert conn is not None
             if self.dialect == "postgresql":
                 conn.autocommit = True  # each search sees what was committed before it; no idle transactions
             self._local.fairy, self._local.conn = fairy, conn
@@ -157,8 +158,11 @@ class Directory:
             return None
         columns: list[Any] = []
         if mode == "base":
-            columns.append(case((filters.to_sql(pred), 1), else_=0) if not isinstance(pred, bool)
-                           else literal_column("1" if pred else "0"))
+            columns.append(
+                case((filters.to_sql(pred), 1), else_=0)
+                if not isinstance(pred, bool)
+                else literal_column("1" if pred else "0")
+            )
         columns.append(view.key)
         emit: list[tuple[str, str, Any]] = []
         if sel.wants("objectClass", False):
@@ -198,8 +202,9 @@ class Directory:
         positional = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
         if compiled.positional and positional is None:
             positional = ()
-        return Plan(compiled.string, positional, dict(compiled.params), self._builder(cls, key_index, emit),
-                    mode == "base")
+        return Plan(
+            compiled.string, positional, dict(compiled.params), self._builder(cls, key_index, emit), mode == "base"
+        )
 
     def _aggregate(self, child: tuple[Any, str, str]) -> Any:
         table = child[0].__table__
@@ -214,8 +219,9 @@ class Directory:
         return select(agg).where(fk == parent).scalar_subquery()
 
     @staticmethod
-    def _builder(cls: EntryClass, key_index: int, emit: list[tuple[str, str, Any]]
-                 ) -> Callable[[tuple[Any, ...]], tuple[str, Attrs]]:
+    def _builder(
+        cls: EntryClass, key_index: int, emit: list[tuple[str, str, Any]]
+    ) -> Callable[[tuple[Any, ...]], tuple[str, Attrs]]:
         parent = cls.parent
 
         def build(row: tuple[Any, ...]) -> tuple[str, Attrs]:
@@ -244,8 +250,9 @@ class Directory:
 
     # ---- the operations -------------------------------------------------------------------------------
 
-    def search(self, request: ast.SearchRequest, size_limit: int, time_limit: float
-               ) -> tuple[list[ast.SearchEntry], ast.Result]:
+    def search(
+        self, request: ast.SearchRequest, size_limit: int, time_limit: float
+    ) -> tuple[list[ast.SearchEntry], ast.Result]:
         from sds_registry.ldap.search import run_search
 
         return run_search(self, request, size_limit, time_limit)
@@ -257,16 +264,18 @@ class Directory:
 
     # ---- helpers used by search.py ---------------------------------------------------------------------
 
-    def rows(self, cls: EntryClass, key: filters.Key, params: dict[str, Any], sel: Selection, limit: int
-             ) -> list[tuple[str, Attrs]] | None:
+    def rows(
+        self, cls: EntryClass, key: filters.Key, params: dict[str, Any], sel: Selection, limit: int
+    ) -> list[tuple[str, Attrs]] | None:
         """Entries of ``cls`` matching the prepared filter, at most ``limit``; None when the plan is empty."""
         plan = self._plan(cls, "all", key, sel)
         if plan is None:
             return None
         return [plan.build(r) for r in self._run(plan, {**params, "lim": limit})]
 
-    def entry(self, cls: EntryClass, rdn_value: str, key: filters.Key, params: dict[str, Any], sel: Selection
-              ) -> tuple[bool, tuple[str, Attrs] | None]:
+    def entry(
+        self, cls: EntryClass, rdn_value: str, key: filters.Key, params: dict[str, Any], sel: Selection
+    ) -> tuple[bool, tuple[str, Attrs] | None]:
         """(exists, the entry if the filter matched) for the entry of ``cls`` named ``rdn_value``."""
         plan = self._plan(cls, "base", key, sel)
         assert plan is not None
@@ -279,10 +288,13 @@ class Directory:
     def has_organisations(self) -> bool:
         plan = self._plans.get(("orgs?",))
         if plan is None:
-            compiled = select(literal_column("1")).select_from(dit.ORG.model.__table__).limit(1).compile(
-                dialect=self.engine.dialect)
+            compiled = (
+                select(literal_column("1"))
+                .select_from(dit.ORG.model.__table__)
+                .limit(1)
+                .compile(dialect=self.engine.dialect)
+            )
             positional = tuple(compiled.positiontup or ()) if compiled.positional else None
             plan = Plan(compiled.string, positional, dict(compiled.params), lambda r: ("", []), False)
             self._plans[("orgs?",)] = plan
         return bool(self._run(plan, {}))
-

@@ -36,8 +36,14 @@ ORGANISATIONS_KEY = dn.normalise(dn.parse(ORGANISATIONS))
 BASE_KEY = dn.normalise(dn.parse(BASE))
 SUBSCHEMA_KEY = dn.normalise(dn.parse(SUBSCHEMA))
 
-OPERATIONAL_ROW = ("structuralObjectClass", "entryDN", "createTimestamp", "modifyTimestamp", "subschemaSubentry",
-                   "hasSubordinates")
+OPERATIONAL_ROW = (
+    "structuralObjectClass",
+    "entryDN",
+    "createTimestamp",
+    "modifyTimestamp",
+    "subschemaSubentry",
+    "hasSubordinates",
+)
 
 
 @dataclass(frozen=True)
@@ -91,44 +97,94 @@ def _f(attr: str, field: str, **kw: Any) -> Field:
     return Field(attr, field, **kw)
 
 
-_APPROVAL = (_f("nhsRequestorURP", "requestor_urp"), _f("nhsDateRequested", "date_requested"),
-             _f("nhsApproverURP", "approver_urp"), _f("nhsDateApproved", "date_approved"))
+_APPROVAL = (
+    _f("nhsRequestorURP", "requestor_urp"),
+    _f("nhsDateRequested", "date_requested"),
+    _f("nhsApproverURP", "approver_urp"),
+    _f("nhsDateApproved", "date_approved"),
+)
 
-AS = EntryClass("nhsAs", AccreditedSystem, SERVICES, "asid", ("top", "nhsAs"), (
-    _f("uniqueIdentifier", "asid"), _f("nhsIDCode", "ods_code"), _f("nhsMHSPartyKey", "party_key"),
-    _f("nhsAsSvcIA", "interactions", child=(AsInteraction, "as_id", "interaction_id")),
-    _f("nhsAsClient", "clients", child=(AsClient, "as_id", "ods_code")),
-    _f("nhsMhsManufacturerOrg", "manufacturer_org"), _f("nhsProductKey", "product_key"),
-    _f("nhsProductName", "product_name"), _f("nhsProductVersion", "product_version"), *_APPROVAL,
-    _f("description", "description"),
-    _f("nhsAsACF", "acfs", child=(AsAcf, "as_id", "value")),
-    _f("nhsAsCategoryBag", "category_bags", child=(AsCategoryBag, "as_id", "value")),
-    _f("nhsTempUid", "temp_uid"),
-))
+AS = EntryClass(
+    "nhsAs",
+    AccreditedSystem,
+    SERVICES,
+    "asid",
+    ("top", "nhsAs"),
+    (
+        _f("uniqueIdentifier", "asid"),
+        _f("nhsIDCode", "ods_code"),
+        _f("nhsMHSPartyKey", "party_key"),
+        _f("nhsAsSvcIA", "interactions", child=(AsInteraction, "as_id", "interaction_id")),
+        _f("nhsAsClient", "clients", child=(AsClient, "as_id", "ods_code")),
+        _f("nhsMhsManufacturerOrg", "manufacturer_org"),
+        _f("nhsProductKey", "product_key"),
+        _f("nhsProductName", "product_name"),
+        _f("nhsProductVersion", "product_version"),
+        *_APPROVAL,
+        _f("description", "description"),
+        _f("nhsAsACF", "acfs", child=(AsAcf, "as_id", "value")),
+        _f("nhsAsCategoryBag", "category_bags", child=(AsCategoryBag, "as_id", "value")),
+        _f("nhsTempUid", "temp_uid"),
+    ),
+)
 
-MHS = EntryClass("nhsMhs", MessageHandlingSystem, SERVICES, "unique_identifier", ("top", "nhsMhs"), (
-    _f("uniqueIdentifier", "unique_identifier"), _f("nhsIDCode", "ods_code"), _f("nhsMHSPartyKey", "party_key"),
-    _f("nhsMhsSvcIA", "interaction_id"), _f("nhsMHsSN", "service_name"), _f("nhsMHsIN", "interaction_name"),
-    _f("nhsMHSEndPoint", "endpoints", child=(MhsEndpoint, "mhs_id", "url")),
-    _f("nhsMhsFQDN", "fqdn"), _f("nhsMhsCPAId", "cpa_id"), _f("nhsMHSIsAuthenticated", "is_authenticated"),
-    _f("nhsMHSSyncReplyMode", "sync_reply_mode"), _f("nhsMHSAckRequested", "ack_requested"),
-    _f("nhsMHSDuplicateElimination", "duplicate_elimination"),
-    _f("nhsMHSPersistDuration", "persist_duration"), _f("nhsMHSRetries", "retries", integer=True),
-    _f("nhsMHSRetryInterval", "retry_interval"), _f("nhsEPInteractionType", "ep_interaction_type"),
-    _f("nhsContractPropertyTemplateKey", "contract_property_template_key"),
-    _f("nhsMhsManufacturerOrg", "manufacturer_org"), _f("nhsProductKey", "product_key"),
-    _f("nhsProductName", "product_name"), _f("nhsProductVersion", "product_version"), *_APPROVAL,
-    _f("nhsDNSApprover", "dns_approver"), _f("nhsDateDNSApproved", "date_dns_approved"),
-    _f("nhsMHSActor", "actors", child=(MhsActor, "mhs_id", "value")),
-    _f("nhsMHSServiceDescription", "service_description"), _f("nhsMhsIPAddress", "ip_address"),
-    _f("nhsMhsNetwork", "network"), _f("nhsMhsSinCode", "sin_code"),
-))
+MHS = EntryClass(
+    "nhsMhs",
+    MessageHandlingSystem,
+    SERVICES,
+    "unique_identifier",
+    ("top", "nhsMhs"),
+    (
+        _f("uniqueIdentifier", "unique_identifier"),
+        _f("nhsIDCode", "ods_code"),
+        _f("nhsMHSPartyKey", "party_key"),
+        _f("nhsMhsSvcIA", "interaction_id"),
+        _f("nhsMHsSN", "service_name"),
+        _f("nhsMHsIN", "interaction_name"),
+        _f("nhsMHSEndPoint", "endpoints", child=(MhsEndpoint, "mhs_id", "url")),
+        _f("nhsMhsFQDN", "fqdn"),
+        _f("nhsMhsCPAId", "cpa_id"),
+        _f("nhsMHSIsAuthenticated", "is_authenticated"),
+        _f("nhsMHSSyncReplyMode", "sync_reply_mode"),
+        _f("nhsMHSAckRequested", "ack_requested"),
+        _f("nhsMHSDuplicateElimination", "duplicate_elimination"),
+        _f("nhsMHSPersistDuration", "persist_duration"),
+        _f("nhsMHSRetries", "retries", integer=True),
+        _f("nhsMHSRetryInterval", "retry_interval"),
+        _f("nhsEPInteractionType", "ep_interaction_type"),
+        _f("nhsContractPropertyTemplateKey", "contract_property_template_key"),
+        _f("nhsMhsManufacturerOrg", "manufacturer_org"),
+        _f("nhsProductKey", "product_key"),
+        _f("nhsProductName", "product_name"),
+        _f("nhsProductVersion", "product_version"),
+        *_APPROVAL,
+        _f("nhsDNSApprover", "dns_approver"),
+        _f("nhsDateDNSApproved", "date_dns_approved"),
+        _f("nhsMHSActor", "actors", child=(MhsActor, "mhs_id", "value")),
+        _f("nhsMHSServiceDescription", "service_description"),
+        _f("nhsMhsIPAddress", "ip_address"),
+        _f("nhsMhsNetwork", "network"),
+        _f("nhsMhsSinCode", "sin_code"),
+    ),
+)
 
-ORG = EntryClass("nhsOrg", Organisation, ORGANISATIONS, "ods_code", ("top", "organization", "nhsOrg"), (
-    _f("uniqueIdentifier", "ods_code"), _f("nhsIDCode", "ods_code"), _f("o", "name"),
-    _f("nhsOrgType", "org_type"), _f("nhsOrgTypeCode", "org_type_code"), _f("postalAddress", "postal_address"),
-    _f("postalCode", "postcode"), _f("l", "locality"),
-))
+ORG = EntryClass(
+    "nhsOrg",
+    Organisation,
+    ORGANISATIONS,
+    "ods_code",
+    ("top", "organization", "nhsOrg"),
+    (
+        _f("uniqueIdentifier", "ods_code"),
+        _f("nhsIDCode", "ods_code"),
+        _f("o", "name"),
+        _f("nhsOrgType", "org_type"),
+        _f("nhsOrgTypeCode", "org_type_code"),
+        _f("postalAddress", "postal_address"),
+        _f("postalCode", "postcode"),
+        _f("l", "locality"),
+    ),
+)
 
 SERVICE_CLASSES = (AS, MHS)
 ENTRY_CLASSES = (AS, MHS, ORG)
@@ -160,8 +216,9 @@ def selection(requested: Sequence[str]) -> Selection:
     return Selection(all_user, all_op, names)
 
 
-def select_attributes(attrs: Iterable[tuple[str, list[str]]], sel: Selection, types_only: bool
-                      ) -> list[tuple[str, list[str]]]:
+def select_attributes(
+    attrs: Iterable[tuple[str, list[str]]], sel: Selection, types_only: bool
+) -> list[tuple[str, list[str]]]:
     out = []
     for name, values in attrs:
         at = schema.lookup(name)
@@ -179,19 +236,26 @@ FIXED_TIMESTAMP = "20240101000000Z"
 
 
 def _operational(entry_dn: str, structural: str, children: bool) -> list[tuple[str, list[str]]]:
-    return [("structuralObjectClass", [structural]), ("entryDN", [entry_dn]),
-            ("createTimestamp", [FIXED_TIMESTAMP]), ("modifyTimestamp", [FIXED_TIMESTAMP]),
-            ("subschemaSubentry", [SUBSCHEMA]), ("hasSubordinates", ["TRUE" if children else "FALSE"])]
+    return [
+        ("structuralObjectClass", [structural]),
+        ("entryDN", [entry_dn]),
+        ("createTimestamp", [FIXED_TIMESTAMP]),
+        ("modifyTimestamp", [FIXED_TIMESTAMP]),
+        ("subschemaSubentry", [SUBSCHEMA]),
+        ("hasSubordinates", ["TRUE" if children else "FALSE"]),
+    ]
 
 
 def base_entry() -> list[tuple[str, list[str]]]:
-    return [("objectClass", ["top", "organization"]), ("o", ["nhs"]),
-            *_operational(BASE, "organization", True)]
+    return [("objectClass", ["top", "organization"]), ("o", ["nhs"]), *_operational(BASE, "organization", True)]
 
 
 def ou_entry(name: str, children: bool) -> list[tuple[str, list[str]]]:
-    return [("objectClass", ["top", "organizationalUnit"]), ("ou", [name]),
-            *_operational(f"ou={name},o=nhs", "organizationalUnit", children)]
+    return [
+        ("objectClass", ["top", "organizationalUnit"]),
+        ("ou", [name]),
+        *_operational(f"ou={name},o=nhs", "organizationalUnit", children),
+    ]
 
 
 def root_dse() -> list[tuple[str, list[str]]]:
@@ -216,8 +280,10 @@ def subschema_entry() -> list[tuple[str, list[str]]]:
         ("createTimestamp", [FIXED_TIMESTAMP]),
         ("modifyTimestamp", [FIXED_TIMESTAMP]),
         ("ldapSyntaxes", [f"( {oid} DESC '{desc}' )" for oid, desc in schema.SYNTAXES]),
-        ("matchingRules", [f"( {oid} NAME '{name}' SYNTAX {syntax} )"
-                           for name, oid, syntax, _ in schema.MATCHING_RULES]),
+        (
+            "matchingRules",
+            [f"( {oid} NAME '{name}' SYNTAX {syntax} )" for name, oid, syntax, _ in schema.MATCHING_RULES],
+        ),
         ("attributeTypes", [at.definition() for at in schema.ATTRIBUTE_TYPES]),
         ("objectClasses", [oc.definition() for oc in schema.OBJECT_CLASSES]),
         ("entryDN", [SUBSCHEMA]),

@@ -73,7 +73,9 @@ def _item(body: str, text: str) -> ast.Filter:
     if left.endswith(("~", ">", "<")):
         op, attr = left[-1], _attr(left[:-1], text)
         value = _unescape(raw, text)
-        return {"~": ast.Approx, ">": ast.GreaterOrEqual, "<": ast.LessOrEqual}[op](attr, value)
+        if op == "~":
+            return ast.Approx(attr, value)
+        return ast.GreaterOrEqual(attr, value) if op == ">" else ast.LessOrEqual(attr, value)
     attr = _attr(left, text)
     if raw == "*":
         return ast.Present(attr)

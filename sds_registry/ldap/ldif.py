@@ -29,11 +29,26 @@ from sds_registry.models import AuditEvent
 from sds_registry.services.registry import CLI_ACTOR, Actor
 
 #: Attributes an ldapsearch '+' dump carries that the registry keeps itself (or not at all): ignored.
-IGNORED = frozenset(a.lower() for a in (
-    "entryUUID", "creatorsName", "modifiersName", "createTimestamp", "modifyTimestamp", "entryCSN", "etag",
-    "numSubordinates", "hasSubordinates", "structuralObjectClass", "subschemaSubentry", "entryDN",
-    "pwdPolicySubentry", "isMemberOf", "contextCSN",
-))
+IGNORED = frozenset(
+    a.lower()
+    for a in (
+        "entryUUID",
+        "creatorsName",
+        "modifiersName",
+        "createTimestamp",
+        "modifyTimestamp",
+        "entryCSN",
+        "etag",
+        "numSubordinates",
+        "hasSubordinates",
+        "structuralObjectClass",
+        "subschemaSubentry",
+        "entryDN",
+        "pwdPolicySubentry",
+        "isMemberOf",
+        "contextCSN",
+    )
+)
 _CLEAN = {"nhsAs": records.clean_accredited_system, "nhsMhs": records.clean_mhs}
 BATCH = 2000
 
@@ -56,8 +71,7 @@ class ImportReport:
         return not self.rejected
 
     def lines(self) -> list[str]:
-        out = [f"{name}: {n} {'created' if self.ok else 'valid (nothing stored)'}"
-               for name, n in self.created.items()]
+        out = [f"{name}: {n} {'created' if self.ok else 'valid (nothing stored)'}" for name, n in self.created.items()]
         if self.flagged:
             out.append(f"lenient: {self.flagged} record(s) stored with flags (values breaking our rules)")
         out += [f"skipped {d}: {why}" for d, why in self.skipped]
@@ -125,8 +139,7 @@ def _classify(attrs: list[tuple[str, str]]) -> EntryClass | None:
     return None
 
 
-def _to_record(cls: EntryClass, entry_dn: str, attrs: list[tuple[str, str]]
-               ) -> tuple[dict[str, Any], list[str]]:
+def _to_record(cls: EntryClass, entry_dn: str, attrs: list[tuple[str, str]]) -> tuple[dict[str, Any], list[str]]:
     """Registry fields from LDAP attributes; problems are returned as reason strings."""
     fields = {f.attr.lower(): f for f in cls.fields}
     data: dict[str, Any] = {}
@@ -197,8 +210,9 @@ class _Pending:
     flags: list[str]
 
 
-def import_ldif(session: Session, source: str | Path | IO[str], lenient: bool = False,
-                actor: Actor = CLI_ACTOR) -> ImportReport:
+def import_ldif(
+    session: Session, source: str | Path | IO[str], lenient: bool = False, actor: Actor = CLI_ACTOR
+) -> ImportReport:
     """Validate every nhsAs/nhsMhs/nhsOrg entry of ``source``; store them all only if none is rejected."""
     report = ImportReport()
     if isinstance(source, str | Path):
@@ -214,9 +228,17 @@ def import_ldif(session: Session, source: str | Path | IO[str], lenient: bool = 
         report.flagged += bool(p.flags)
     if report.ok and pending:
         _insert(session, pending)
-        session.add(AuditEvent(actor=actor.name, action="import", record_type="ldif", record_key=name[-255:],
-                               after=json.dumps({"created": report.created, "lenient": lenient,
-                                                 "flagged": report.flagged}, sort_keys=True)))
+        session.add(
+            AuditEvent(
+                actor=actor.name,
+                action="import",
+                record_type="ldif",
+                record_key=name[-255:],
+                after=json.dumps(
+                    {"created": report.created, "lenient": lenient, "flagged": report.flagged}, sort_keys=True
+                ),
+            )
+        )
         session.flush()
     return report
 
@@ -252,8 +274,9 @@ def _existing(session: Session, column: Any, values: list[str]) -> set[str]:
     found: set[str] = set()
     for i in range(0, len(values), 500):
         chunk = values[i : i + 500]
-        found.update(v.lower() for v in session.scalars(select(column).where(func.lower(column).in_(
-            [c.lower() for c in chunk]))))
+        found.update(
+            v.lower() for v in session.scalars(select(column).where(func.lower(column).in_([c.lower() for c in chunk])))
+        )
     return found
 
 
@@ -281,8 +304,10 @@ def _check_uniqueness(session: Session, pending: list[_Pending], report: ImportR
             claim("cpa", v["cpa_id"], "nhsMhsCPAId", p)
             claim("pk+ia", f"{v['party_key']}\x00{v['interaction_id']}".lower(), "nhsMHSPartyKey+nhsMhsSvcIA", p)
     checks = [
-        ("services", dit.AS.model.__table__.c.asid), ("services", dit.MHS.model.__table__.c.unique_identifier),
-        ("cpa", dit.MHS.model.__table__.c.cpa_id), ("org", dit.ORG.model.__table__.c.ods_code),
+        ("services", dit.AS.model.__table__.c.asid),
+        ("services", dit.MHS.model.__table__.c.unique_identifier),
+        ("cpa", dit.MHS.model.__table__.c.cpa_id),
+        ("org", dit.ORG.model.__table__.c.ods_code),
     ]
     for space, column in checks:
         wanted = [value for (s, value) in seen if s == space]
@@ -293,12 +318,16 @@ def _check_uniqueness(session: Session, pending: list[_Pending], report: ImportR
     if pk_ia and session.scalar(select(func.count()).select_from(dit.MHS.model.__table__)):
         table = dit.MHS.model.__table__
         for p in pk_ia:
-            hit = session.scalar(select(table.c.unique_identifier).where(
-                func.lower(table.c.party_key) == p.values["party_key"].lower(),
-                table.c.interaction_id == p.values["interaction_id"]))
+            hit = session.scalar(
+                select(table.c.unique_identifier).where(
+                    func.lower(table.c.party_key) == p.values["party_key"].lower(),
+                    table.c.interaction_id == p.values["interaction_id"],
+                )
+            )
             if hit:
-                bad.setdefault(p.dn, []).append(f"party key already has an MHS record ({hit}) for this "
-                                                "interaction (rule: unique)")
+                bad.setdefault(p.dn, []).append(
+                    f"party key already has an MHS record ({hit}) for this interaction (rule: unique)"
+                )
     report.rejected += [Rejection(d, reasons) for d, reasons in bad.items()]
 
 
@@ -327,8 +356,10 @@ def _insert(session: Session, pending: list[_Pending]) -> None:
         children = [f for f in cls.fields if f.child is not None]
         for i in range(0, len(mine), BATCH):
             batch = mine[i : i + BATCH]
-            rows = [{**{k: v for k, v in p.values.items() if k in columns}, "flags": " ".join(p.flags) or None}
-                    for p in batch]
+            rows = [
+                {**{k: v for k, v in p.values.items() if k in columns}, "flags": " ".join(p.flags) or None}
+                for p in batch
+            ]
             for row in rows:
                 for c in columns:
                     row.setdefault(c, None)
@@ -338,69 +369,15 @@ def _insert(session: Session, pending: list[_Pending]) -> None:
             for f in children:
                 assert f.child is not None
                 child, fk, value = f.child[0].__table__, f.child[1], f.child[2]
-                child_rows = [{fk: row_id, "position": pos, value: v}
-                              for row_id, p in zip(ids, batch, strict=True)
-                              for pos, v in enumerate(p.values.get(f.field) or [])]
+                child_rows = [
+                    {fk: row_id, "position": pos, value: v}
+                    for row_id, p in zip(ids, batch, strict=True)
+                    for pos, v in enumerate(p.values.get(f.field) or [])
+                ]
                 if child_rows:
                     session.execute(insert(child), child_rows)
 
 
-# ---- export -----------------------------------------------------------------------------------------------
+from sds_registry.ldap.ldif_export import export_ldif, ldif_line  # noqa: E402  (re-exported)
 
-
-def _safe(value: str) -> bool:
-    return not (value[:1] in (" ", ":", "<") or value[-1:] == " " or any(
-        ord(c) > 126 or c in "\r\n\x00" for c in value))
-
-
-def _line(name: str, value: str) -> str:
-    text = f"{name}: {value}" if _safe(value) else f"{name}:: {base64.b64encode(value.encode()).decode()}"
-    if len(text) <= 76:
-        return text + "\n"
-    parts = [text[:76]] + [" " + text[i : i + 75] for i in range(76, len(text), 75)]
-    return "\n".join(parts) + "\n"
-
-
-def _write(stream: IO[str], entry_dn: str, attrs: list[tuple[str, list[str]]]) -> None:
-    stream.write(_line("dn", entry_dn))
-    for name, values in attrs:
-        for v in values:
-            stream.write(_line(name, v))
-    stream.write("\n")
-
-
-def export_ldif(session: Session, stream: IO[str]) -> int:
-    """Write o=nhs, ou=Services, every nhsAs and nhsMhs entry, then ou=Organisations and its nhsOrg
-    entries (when there are any). Returns the number of entries written."""
-    _write(stream, dit.BASE, [("objectClass", ["top", "organization"]), ("o", ["nhs"])])
-    _write(stream, dit.SERVICES, [("objectClass", ["top", "organizationalUnit"]), ("ou", ["Services"])])
-    count = 2
-    for cls in dit.ENTRY_CLASSES:
-        table = cls.model.__table__
-        rows = session.execute(select(table).order_by(table.c.id)).mappings().all()
-        if cls is dit.ORG and rows:
-            _write(stream, dit.ORGANISATIONS, [("objectClass", ["top", "organizationalUnit"]),
-                                               ("ou", ["Organisations"])])
-            count += 1
-        lists: dict[str, dict[int, list[str]]] = {}
-        for f in cls.fields:
-            if f.child is not None:
-                child = f.child[0].__table__
-                grouped: dict[int, list[str]] = {}
-                for fk, value in session.execute(select(child.c[f.child[1]], child.c[f.child[2]]).order_by(
-                        child.c[f.child[1]], child.c.position)):
-                    grouped.setdefault(fk, []).append(value)
-                lists[f.field] = grouped
-        for row in rows:
-            attrs: list[tuple[str, list[str]]] = [("objectClass", list(cls.classes))]
-            for f in cls.fields:
-                if f.child is not None:
-                    values = lists[f.field].get(row["id"], [])
-                else:
-                    v = row[f.field]
-                    values = [] if v is None else [str(v)]
-                if values:
-                    attrs.append((f.attr, values))
-            _write(stream, cls.dn_of(row[cls.key_field]), attrs)
-            count += 1
-    return count
+__all__ = ["ImportReport", "Rejection", "export_ldif", "import_ldif", "ldif_line", "read_entries"]

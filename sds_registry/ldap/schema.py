@@ -28,6 +28,7 @@ DN = "dn"  # distinguishedNameMatch
 BOOLEAN = "boolean"  # booleanMatch
 TIME = "time"  # generalizedTimeMatch / generalizedTimeOrderingMatch
 
+# fmt: off
 #: (name, OID, syntax) of the matching rules we announce and the kind each implements.
 MATCHING_RULES: tuple[tuple[str, str, str, str], ...] = (
     ("caseExactMatch", "2.5.13.5", DIRECTORY_STRING, EXACT),
@@ -49,6 +50,7 @@ MATCHING_RULES: tuple[tuple[str, str, str, str], ...] = (
     ("telephoneNumberSubstringsMatch", "2.5.13.21", "1.3.6.1.4.1.1466.115.121.1.58", ""),
     ("objectIdentifierFirstComponentMatch", "2.5.13.30", OID_SYNTAX, ""),
 )
+# fmt: on
 _RULE_KIND = {k.lower(): kind for name, oid, _, kind in MATCHING_RULES if kind for k in (name, oid)}
 #: Equality rules usable in an extensible match, by lower-case name or OID -> kind.
 EQUALITY_RULES = {
@@ -115,18 +117,28 @@ class AttributeType:
 
 
 def _exact(name: str, n: int, single: bool = True, desc: str = "") -> AttributeType:
-    return AttributeType(name, f"1.3.6.1.4.1.99999.1.1.{n}", "caseExactMatch", "caseExactSubstringsMatch",
-                         single=single, desc=desc)
+    return AttributeType(
+        name, f"1.3.6.1.4.1.99999.1.1.{n}", "caseExactMatch", "caseExactSubstringsMatch", single=single, desc=desc
+    )
 
 
-def _ignore(name: str, n: int, single: bool = True, substr: bool = True, ordering: bool = False,
-            desc: str = "") -> AttributeType:
-    return AttributeType(name, f"1.3.6.1.4.1.99999.1.1.{n}", "caseIgnoreMatch",
-                         "caseIgnoreSubstringsMatch" if substr else None,
-                         "caseIgnoreOrderingMatch" if ordering else None, single=single, desc=desc)
+def _ignore(
+    name: str, n: int, single: bool = True, substr: bool = True, ordering: bool = False, desc: str = ""
+) -> AttributeType:
+    return AttributeType(
+        name,
+        f"1.3.6.1.4.1.99999.1.1.{n}",
+        "caseIgnoreMatch",
+        "caseIgnoreSubstringsMatch" if substr else None,
+        "caseIgnoreOrderingMatch" if ordering else None,
+        single=single,
+        desc=desc,
+    )
 
 
 _SYS = "directoryOperation"
+
+# fmt: off
 
 ATTRIBUTE_TYPES: tuple[AttributeType, ...] = (
     # ---- standard (core.schema / cosine.schema / RFC 4512 operational) -----------------------------------
@@ -225,6 +237,8 @@ ATTRIBUTE_TYPES: tuple[AttributeType, ...] = (
     _ignore("nhsOrgTypeCode", 50),
 )
 
+# fmt: on
+
 BY_NAME: dict[str, AttributeType] = {}
 for _at in ATTRIBUTE_TYPES:
     BY_NAME[_at.name.lower()] = _at
@@ -236,8 +250,19 @@ def _inherit(at: AttributeType) -> AttributeType:
     """Subtypes without their own rules take the supertype's (o, ou, cn, l SUP name)."""
     if at.sup and not at.equality:
         sup = BY_NAME[at.sup.lower()]
-        return AttributeType(at.name, at.oid, sup.equality, sup.substr, sup.ordering, at.single, sup.syntax,
-                             at.operational, at.usage, at.desc, at.sup)
+        return AttributeType(
+            at.name,
+            at.oid,
+            sup.equality,
+            sup.substr,
+            sup.ordering,
+            at.single,
+            sup.syntax,
+            at.operational,
+            at.usage,
+            at.desc,
+            at.sup,
+        )
     return at
 
 
@@ -292,6 +317,7 @@ class ObjectClass:
         return " ".join(parts) + " )"
 
 
+# fmt: off
 _AS_MAY = ("nhsAsSvcIA", "nhsAsClient", "nhsMhsManufacturerOrg", "nhsProductKey", "nhsProductName",
            "nhsProductVersion", "nhsRequestorURP", "nhsDateRequested", "nhsApproverURP", "nhsDateApproved",
            "description", "nhsAsACF", "nhsAsCategoryBag", "nhsTempUid")
@@ -323,6 +349,7 @@ OBJECT_CLASSES: tuple[ObjectClass, ...] = (
                 ("uniqueIdentifier", "nhsIDCode", "o"), ("nhsOrgType", "nhsOrgTypeCode"),
                 "organisation (ODS code)"),
 )
+# fmt: on
 OBJECT_CLASS_BY_NAME: dict[str, ObjectClass] = {}
 for _oc in OBJECT_CLASSES:
     OBJECT_CLASS_BY_NAME[_oc.name.lower()] = _oc

@@ -86,8 +86,9 @@ def _organisations(c: _Collector, scope: ast.Scope) -> None:
         c.rows(dit.ORG)
 
 
-def _find_row(c: _Collector, classes: tuple[EntryClass, ...], value: str, sel: Selection
-              ) -> tuple[bool, tuple[str, Attrs] | None]:
+def _find_row(
+    c: _Collector, classes: tuple[EntryClass, ...], value: str, sel: Selection
+) -> tuple[bool, tuple[str, Attrs] | None]:
     key, params = c.prepared
     for cls in classes:
         exists, entry = c.d.entry(cls, value, key, params, sel)
@@ -126,6 +127,7 @@ def _walk(c: _Collector, key: tuple[Any, ...], scope: ast.Scope) -> ast.Result:
                 _organisations(c, sub)
         return ast.Result(SUCCESS)
     branch = key[-2]
+    classes: tuple[EntryClass, ...]
     if branch == dit.SERVICES_KEY[0]:
         parent, classes, walk = dit.SERVICES, dit.SERVICE_CLASSES, _services
     elif branch == dit.ORGANISATIONS_KEY[0] and d.has_organisations():
@@ -150,8 +152,9 @@ def _walk(c: _Collector, key: tuple[Any, ...], scope: ast.Scope) -> ast.Result:
     return ast.Result(SUCCESS)
 
 
-def run_search(d: Directory, req: ast.SearchRequest, size_limit: int, time_limit: float
-               ) -> tuple[list[ast.SearchEntry], ast.Result]:
+def run_search(
+    d: Directory, req: ast.SearchRequest, size_limit: int, time_limit: float
+) -> tuple[list[ast.SearchEntry], ast.Result]:
     try:
         key = dn.normalised_key(req.base)
     except dn.InvalidDN as exc:
@@ -168,8 +171,9 @@ def run_compare(d: Directory, dn_text: str, attr: str, value: str) -> ast.Result
     at = schema.lookup(attr)
     if at is None:
         return ast.Result(UNDEFINED_TYPE, "", f"{attr}: attribute type undefined")
-    req = ast.SearchRequest(dn_text, ast.Scope.BASE, ast.DerefAliases.NEVER, 0, 0, False,
-                            ast.Present("objectClass"), ("*", "+"))
+    req = ast.SearchRequest(
+        dn_text, ast.Scope.BASE, ast.DerefAliases.NEVER, 0, 0, False, ast.Present("objectClass"), ("*", "+")
+    )
     entries, result = run_search(d, req, 0, 0)
     if result.code != SUCCESS:
         return result

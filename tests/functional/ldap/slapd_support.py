@@ -32,10 +32,20 @@ def _free_port() -> int:
 def slapd(ldif: Path, work: Path) -> Iterator[str]:
     """slapd serving ``ldif`` (bench schema) on a free loopback port; yields its ldap:// URL."""
     port = _free_port()
-    env = dict(os.environ, DATA_LDIF=str(ldif), PORT=str(port), WORK=str(work),
-               PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
-    proc = subprocess.Popen(["bash", str(BENCH / "slapd_run.sh")], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    env = dict(
+        os.environ,
+        DATA_LDIF=str(ldif),
+        PORT=str(port),
+        WORK=str(work),
+        PATH=os.environ.get("PATH", "") + ":/usr/sbin:/sbin",
+    )
+    proc = subprocess.Popen(
+        ["bash", str(BENCH / "slapd_run.sh")],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -62,13 +72,29 @@ def slapd(ldif: Path, work: Path) -> Iterator[str]:
 
 
 def gen_data(out: Path, practices: int, seed: int = 42) -> None:
-    subprocess.run([sys.executable, str(BENCH / "gen_data.py"), "--practices", str(practices), "--seed",
-                    str(seed), "--out", str(out)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "gen_data.py"),
+            "--practices",
+            str(practices),
+            "--seed",
+            str(seed),
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
 
 
 def gen_filters(data: Path, out: Path) -> None:
-    subprocess.run([sys.executable, str(BENCH / "gen_filters.py"), "--data", str(data), "--out", str(out)],
-                   check=True, capture_output=True, cwd=BENCH)
+    subprocess.run(
+        [sys.executable, str(BENCH / "gen_filters.py"), "--data", str(data), "--out", str(out)],
+        check=True,
+        capture_output=True,
+        cwd=BENCH,
+    )
 
 
 def norm_dn(text: str) -> str:
@@ -91,8 +117,16 @@ def slapd_search(conn: Any, s: dict[str, Any]) -> tuple[int, list[tuple[str, dic
     import ldap3
 
     scope = {"base": ldap3.BASE, "one": ldap3.LEVEL, "sub": ldap3.SUBTREE}[s["scope"]]
-    conn.search(s["base"], s["filter"], search_scope=scope, attributes=s["attrs"] or [ldap3.ALL_ATTRIBUTES],
-                size_limit=s.get("sizelimit") or 0)
-    entries = [(e["dn"], {k: [v.decode() for v in vs] for k, vs in e["raw_attributes"].items()})
-               for e in conn.response or () if e.get("type") == "searchResEntry"]
+    conn.search(
+        s["base"],
+        s["filter"],
+        search_scope=scope,
+        attributes=s["attrs"] or [ldap3.ALL_ATTRIBUTES],
+        size_limit=s.get("sizelimit") or 0,
+    )
+    entries = [
+        (e["dn"], {k: [v.decode() for v in vs] for k, vs in e["raw_attributes"].items()})
+        for e in conn.response or ()
+        if e.get("type") == "searchResEntry"
+    ]
     return conn.result["result"], entries

@@ -29,53 +29,85 @@ def session(db: Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def directory(db: Engine, session: Session) -> Iterator[Directory]:
-    registry.register_provider(session, {"ods_code": "A12345", "fqdn": "gpc.example.nhs.uk", "asid": ASID,
-                                         "party_key": PK, "interactions": [STRUCTURED, METADATA]},
-                               registry.CLI_ACTOR)
+    registry.register_provider(
+        session,
+        {
+            "ods_code": "A12345",
+            "fqdn": "gpc.example.nhs.uk",
+            "asid": ASID,
+            "party_key": PK,
+            "interactions": [STRUCTURED, METADATA],
+        },
+        registry.CLI_ACTOR,
+    )
     session.commit()
     d = Directory(db, Settings())
     yield d
     d.close()
 
 
-def search(d: Directory, base: str, flt: str, attrs: tuple[str, ...] = (), scope: ast.Scope = ast.Scope.SUB,
-           size: int = 0, types_only: bool = False, time_limit: float = 0
-           ) -> tuple[ast.Result, dict[str, dict[str, list[str]]]]:
+def search(
+    d: Directory,
+    base: str,
+    flt: str,
+    attrs: tuple[str, ...] = (),
+    scope: ast.Scope = ast.Scope.SUB,
+    size: int = 0,
+    types_only: bool = False,
+    time_limit: float = 0,
+) -> tuple[ast.Result, dict[str, dict[str, list[str]]]]:
     req = ast.SearchRequest(base, scope, ast.DerefAliases.NEVER, size, 0, types_only, parse_filter(flt), attrs)
     entries, result = d.search(req, size, time_limit)
     return result, {e.dn: dict(e.attributes) for e in entries}
 
 
 def test_gp_connect_two_steps(directory: Directory) -> None:
-    result, found = search(directory, "ou=services, o=nhs",
-                           f"(&(nhsidcode=A12345) (objectClass=nhsMhs) (nhsMhsSvcIA={STRUCTURED}))",
-                           ("nhsMhsEndPoint", "nhsMhsPartyKey"))
+    result, found = search(
+        directory,
+        "ou=services, o=nhs",
+        f"(&(nhsidcode=A12345) (objectClass=nhsMhs) (nhsMhsSvcIA={STRUCTURED}))",
+        ("nhsMhsEndPoint", "nhsMhsPartyKey"),
+    )
     assert result.code == 0
     [(mhs_dn, attrs)] = found.items()
-    assert attrs == {"nhsMHSPartyKey": [PK],
-                     "nhsMHSEndPoint": ["https://gpc.example.nhs.uk/A12345/STU3/1/gpconnect/structured"]}
+    assert attrs == {
+        "nhsMHSPartyKey": [PK],
+        "nhsMHSEndPoint": ["https://gpc.example.nhs.uk/A12345/STU3/1/gpconnect/structured"],
+    }
     assert mhs_dn.startswith("uniqueIdentifier=") and mhs_dn.endswith(",ou=Services,o=nhs")
-    result, found = search(directory, "ou=services, o=nhs",
-                           f"(&(nhsidcode=A12345) (objectclass=nhsAs) (nhsMHSPartyKey={PK.lower()}))",
-                           ("uniqueIdentifier",))
+    result, found = search(
+        directory,
+        "ou=services, o=nhs",
+        f"(&(nhsidcode=A12345) (objectclass=nhsAs) (nhsMHSPartyKey={PK.lower()}))",
+        ("uniqueIdentifier",),
+    )
     assert found == {f"uniqueIdentifier={ASID},ou=Services,o=nhs": {"uniqueIdentifier": [ASID]}}
 
 
 def test_writes_are_visible_to_the_next_search(directory: Directory, session: Session) -> None:
     flt = f"(&(nhsIDCode=B81001)(objectClass=nhsMhs)(nhsMhsSvcIA={METADATA}))"
     assert search(directory, "ou=Services,o=nhs", flt)[1] == {}
-    reg = registry.register_provider(session, {"ods_code": "B81001", "fqdn": "b.example.nhs.uk",
-                                               "interactions": [METADATA]}, registry.CLI_ACTOR)
+    reg = registry.register_provider(
+        session, {"ods_code": "B81001", "fqdn": "b.example.nhs.uk", "interactions": [METADATA]}, registry.CLI_ACTOR
+    )
     session.commit()
     [(_, attrs)] = search(directory, "ou=Services,o=nhs", flt, ("nhsMHSEndPoint",))[1].items()
     assert attrs["nhsMHSEndPoint"] == ["https://b.example.nhs.uk/B81001/STU3/1/gpconnect"]
     mhs = reg.message_handling_systems[0]
-    registry.update_mhs(session, mhs.unique_identifier, {"endpoints": ["https://c.example.nhs.uk/B81001/STU3/1/gpconnect"]},
-                        mhs.version, registry.CLI_ACTOR, partial=True)
+    registry.update_mhs(
+        session,
+        mhs.unique_identifier,
+        {"endpoints": ["https://c.example.nhs.uk/B81001/STU3/1/gpconnect"]},
+        mhs.version,
+        registry.CLI_ACTOR,
+        partial=True,
+    )
     session.commit()
     [(_, attrs)] = search(directory, "ou=Services,o=nhs", flt, ("nhsMHSEndPoint", "nhsMhsFQDN"))[1].items()
-    assert attrs == {"nhsMHSEndPoint": ["https://c.example.nhs.uk/B81001/STU3/1/gpconnect"],
-                     "nhsMhsFQDN": ["c.example.nhs.uk"]}
+    assert attrs == {
+        "nhsMHSEndPoint": ["https://c.example.nhs.uk/B81001/STU3/1/gpconnect"],
+        "nhsMhsFQDN": ["c.example.nhs.uk"],
+    }
     registry.delete_mhs(session, mhs.unique_identifier, None, registry.CLI_ACTOR)
     session.commit()
     assert search(directory, "ou=Services,o=nhs", flt)[1] == {}
@@ -85,7 +117,8 @@ def test_bases_and_scopes(directory: Directory) -> None:
     everything = search(directory, "o=nhs", "(objectClass=*)", ("1.1",))[1]
     assert len(everything) == 2 + 1 + 2  # o=nhs, ou=Services, the AS and its two MHS records
     assert list(search(directory, "O=NHS", "(objectClass=*)", scope=ast.Scope.BASE)[1].items()) == [
-        ("o=nhs", {"objectClass": ["top", "organization"], "o": ["nhs"]})]
+        ("o=nhs", {"objectClass": ["top", "organization"], "o": ["nhs"]})
+    ]
     assert list(search(directory, "o=nhs", "(objectClass=*)", ("1.1",), ast.Scope.ONE)[1]) == ["ou=Services,o=nhs"]
     assert len(search(directory, "ou=Services,o=nhs", "(objectClass=*)", ("1.1",), ast.Scope.ONE)[1]) == 3
     leaf = f"uniqueIdentifier={ASID},ou=Services,o=nhs"
@@ -120,16 +153,33 @@ def test_attribute_selection(directory: Directory) -> None:
         _, found = search(directory, base, "(objectClass=*)", attrs, ast.Scope.BASE, types_only=types_only)
         return list(found[base])
 
-    user = ["objectClass", "uniqueIdentifier", "nhsIDCode", "nhsMHSPartyKey", "nhsAsSvcIA", "nhsAsClient",
-            "nhsRequestorURP", "nhsDateRequested", "nhsApproverURP", "nhsDateApproved"]
+    user = [
+        "objectClass",
+        "uniqueIdentifier",
+        "nhsIDCode",
+        "nhsMHSPartyKey",
+        "nhsAsSvcIA",
+        "nhsAsClient",
+        "nhsRequestorURP",
+        "nhsDateRequested",
+        "nhsApproverURP",
+        "nhsDateApproved",
+    ]
     assert names() == user and names("*") == user and names("*", "nhsIDCode") == user
     assert names("1.1") == [] and names("noSuchAttribute") == []
     assert names("1.1", "NHSIDCODE") == ["nhsIDCode"]
     assert names("nhsidcode", "0.9.2342.19200300.100.1.44") == ["uniqueIdentifier", "nhsIDCode"]
-    assert names("+") == ["structuralObjectClass", "entryDN", "createTimestamp", "modifyTimestamp",
-                          "subschemaSubentry", "hasSubordinates"]
-    _, found = search(directory, base, "(objectClass=*)", ("entryDN", "createTimestamp", "hasSubordinates"),
-                      ast.Scope.BASE)
+    assert names("+") == [
+        "structuralObjectClass",
+        "entryDN",
+        "createTimestamp",
+        "modifyTimestamp",
+        "subschemaSubentry",
+        "hasSubordinates",
+    ]
+    _, found = search(
+        directory, base, "(objectClass=*)", ("entryDN", "createTimestamp", "hasSubordinates"), ast.Scope.BASE
+    )
     attrs = found[base]
     assert attrs["entryDN"] == [base] and attrs["hasSubordinates"] == ["FALSE"]
     assert len(attrs["createTimestamp"][0]) == 15 and attrs["createTimestamp"][0].endswith("Z")
@@ -144,8 +194,9 @@ def test_root_dse_and_subschema(directory: Directory) -> None:
     assert "1.2.840.113556.1.4.319" in root["supportedControl"]
     assert {"1.3.6.1.4.1.4203.1.11.3", "1.3.6.1.4.1.1466.20037"} <= set(root["supportedExtension"])
     assert root["subschemaSubentry"] == ["cn=Subschema"]
-    _, found = search(directory, "cn=subschema", "(objectClass=subschema)", ("attributeTypes", "objectClasses"),
-                      ast.Scope.BASE)
+    _, found = search(
+        directory, "cn=subschema", "(objectClass=subschema)", ("attributeTypes", "objectClasses"), ast.Scope.BASE
+    )
     types = found["cn=Subschema"]["attributeTypes"]
     assert any("NAME 'nhsIDCode'" in t and "EQUALITY caseExactMatch" in t for t in types)
     assert any("NAME 'nhsAs'" in c for c in found["cn=Subschema"]["objectClasses"])
@@ -166,18 +217,32 @@ def test_subschema_parses_with_ldap3(directory: Directory) -> None:
 
 
 def test_organisations_branch(directory: Directory, session: Session) -> None:
-    registry.create_organisation(session, {"ods_code": "A12345", "name": "The Surgery", "postcode": "LS1 4HR"},
-                                 registry.CLI_ACTOR)
+    registry.create_organisation(
+        session, {"ods_code": "A12345", "name": "The Surgery", "postcode": "LS1 4HR"}, registry.CLI_ACTOR
+    )
     session.commit()
-    result, found = search(directory, "ou=organisations, o=nhs", "(uniqueidentifier=a12345)",
-                           ("nhsIDCode", "o", "postalCode", "objectClass"))
-    assert found == {"uniqueIdentifier=A12345,ou=Organisations,o=nhs": {
-        "objectClass": ["top", "organization", "nhsOrg"], "nhsIDCode": ["A12345"], "o": ["The Surgery"],
-        "postalCode": ["LS1 4HR"]}}
+    result, found = search(
+        directory,
+        "ou=organisations, o=nhs",
+        "(uniqueidentifier=a12345)",
+        ("nhsIDCode", "o", "postalCode", "objectClass"),
+    )
+    assert found == {
+        "uniqueIdentifier=A12345,ou=Organisations,o=nhs": {
+            "objectClass": ["top", "organization", "nhsOrg"],
+            "nhsIDCode": ["A12345"],
+            "o": ["The Surgery"],
+            "postalCode": ["LS1 4HR"],
+        }
+    }
     assert list(search(directory, "o=nhs", "(objectClass=organizationalUnit)", ("1.1",))[1]) == [
-        "ou=Services,o=nhs", "ou=Organisations,o=nhs"]
+        "ou=Services,o=nhs",
+        "ou=Organisations,o=nhs",
+    ]
     assert list(search(directory, "o=nhs", "(objectClass=organization)", ("1.1",))[1]) == [
-        "o=nhs", "uniqueIdentifier=A12345,ou=Organisations,o=nhs"]
+        "o=nhs",
+        "uniqueIdentifier=A12345,ou=Organisations,o=nhs",
+    ]
 
 
 def test_compare(directory: Directory) -> None:

@@ -20,8 +20,9 @@ from tests.functional.ldap import slapd_support as support
 GPC = "urn:nhs:names:services:gpconnect:"
 
 
-def mhs(cpa: str, endpoint: str, ods: str = "A12345", ia: str = GPC + "fhir:rest:read:metadata-1",
-        extra: str = "") -> str:
+def mhs(
+    cpa: str, endpoint: str, ods: str = "A12345", ia: str = GPC + "fhir:rest:read:metadata-1", extra: str = ""
+) -> str:
     return f"""dn: uniqueIdentifier={cpa},ou=Services,o=nhs
 objectClass: top
 objectClass: nhsMhs
@@ -68,14 +69,16 @@ def test_valid_file_is_stored_with_one_audit_event(db: Engine) -> None:
 
 
 def test_every_rejection_is_reported_and_nothing_is_stored(db: Engine) -> None:
-    text = "\n".join([
-        as_entry("012345678901"),
-        as_entry("012345678901", extra="nhsProductName: again"),  # duplicate ASID
-        mhs("bbbb2222", GOOD + "/"),  # trailing slash
-        mhs("cccc3333", GOOD, extra="nhsNotAThing: 1"),  # unknown attribute
-        mhs("dddd4444", GOOD).replace("ou=Services,o=nhs", "ou=People,o=nhs"),  # wrong place
-        as_entry("12", ods="a1"),  # bad ASID and ODS code
-    ])
+    text = "\n".join(
+        [
+            as_entry("012345678901"),
+            as_entry("012345678901", extra="nhsProductName: again"),  # duplicate ASID
+            mhs("bbbb2222", GOOD + "/"),  # trailing slash
+            mhs("cccc3333", GOOD, extra="nhsNotAThing: 1"),  # unknown attribute
+            mhs("dddd4444", GOOD).replace("ou=Services,o=nhs", "ou=People,o=nhs"),  # wrong place
+            as_entry("12", ods="a1"),  # bad ASID and ODS code
+        ]
+    )
     with make_sessionmaker(db)() as s:
         report = import_ldif(s, io.StringIO(text))
         s.rollback()
@@ -100,8 +103,16 @@ def test_lenient_stores_and_flags(db: Engine) -> None:
         row = s.scalar(select(MessageHandlingSystem))
         assert row is not None and row.endpoints == [GOOD + "/"] and row.flags
     d = Directory(db, Settings())
-    req = ast.SearchRequest("ou=Services,o=nhs", ast.Scope.SUB, ast.DerefAliases.NEVER, 0, 0, False,
-                            ast.Equality("nhsMHSEndPoint", GOOD + "/"), ("nhsMHSEndPoint",))
+    req = ast.SearchRequest(
+        "ou=Services,o=nhs",
+        ast.Scope.SUB,
+        ast.DerefAliases.NEVER,
+        0,
+        0,
+        False,
+        ast.Equality("nhsMHSEndPoint", GOOD + "/"),
+        ("nhsMHSEndPoint",),
+    )
     entries, _ = d.search(req, 0, 0)
     d.close()
     assert [e.attributes for e in entries] == [[("nhsMHSEndPoint", [GOOD + "/"])]]
@@ -132,14 +143,20 @@ def test_export_reimports_identically_and_loads_into_slapd(db: Engine, tmp_path:
     first = _export(db)
     with db.begin() as conn:
         for table in reversed(Base.metadata.sorted_tables):
-            if table.name in ("accredited_systems", "message_handling_systems", "as_interactions", "as_clients",
-                              "mhs_endpoints"):
+            if table.name in (
+                "accredited_systems",
+                "message_handling_systems",
+                "as_interactions",
+                "as_clients",
+                "mhs_endpoints",
+            ):
                 conn.execute(table.delete())
     with make_sessionmaker(db)() as s:
         report = import_ldif(s, io.StringIO(first))
-        assert report.ok and report.skipped == [("o=nhs", "not a registry record (objectClass: top, organization)"),
-                                                ("ou=Services,o=nhs",
-                                                 "not a registry record (objectClass: top, organizationalUnit)")]
+        assert report.ok and report.skipped == [
+            ("o=nhs", "not a registry record (objectClass: top, organization)"),
+            ("ou=Services,o=nhs", "not a registry record (objectClass: top, organizationalUnit)"),
+        ]
         s.commit()
     assert _export(db) == first
     with open(tmp_path / "data" / "sds.ldif") as original:  # same entries, same attributes in the same order
@@ -150,12 +167,16 @@ def test_export_reimports_identically_and_loads_into_slapd(db: Engine, tmp_path:
     (tmp_path / "export.ldif").write_text(first)
     with support.slapd(tmp_path / "export.ldif", tmp_path / "slapd") as url:
         conn = ldap3.Connection(ldap3.Server(url, get_info=ldap3.NONE), auto_bind=True)
-        code, entries = support.slapd_search(conn, {"base": "o=nhs", "scope": "sub", "filter": "(objectClass=*)",
-                                                    "attrs": []})
+        code, entries = support.slapd_search(
+            conn, {"base": "o=nhs", "scope": "sub", "filter": "(objectClass=*)", "attrs": []}
+        )
         conn.unbind()
     d = Directory(db, Settings())
-    ours, result = d.search(ast.SearchRequest("o=nhs", ast.Scope.SUB, ast.DerefAliases.NEVER, 0, 0, False,
-                                              ast.Present("objectClass"), ()), 0, 0)
+    ours, result = d.search(
+        ast.SearchRequest("o=nhs", ast.Scope.SUB, ast.DerefAliases.NEVER, 0, 0, False, ast.Present("objectClass"), ()),
+        0,
+        0,
+    )
     d.close()
     assert code == 0 and result.code == 0
     assert support.normalise(entries) == support.normalise([(e.dn, dict(e.attributes)) for e in ours])

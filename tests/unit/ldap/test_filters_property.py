@@ -25,8 +25,16 @@ from sds_registry.ldap.directory import Directory
 
 ALPHABET = "aAbB%_*?[]\\ 0-"
 ATTRS = sorted({f.attr for c in dit.SERVICE_CLASSES for f in c.fields}) + [
-    "objectClass", "structuralObjectClass", "hasSubordinates", "entryDN", "createTimestamp", "noSuchAttribute",
-    "o", "ou", "description"]
+    "objectClass",
+    "structuralObjectClass",
+    "hasSubordinates",
+    "entryDN",
+    "createTimestamp",
+    "noSuchAttribute",
+    "o",
+    "ou",
+    "description",
+]
 
 
 def _word(rng: random.Random, n: int = 5) -> str:
@@ -38,25 +46,51 @@ def _rows(rng: random.Random) -> tuple[list[dict[str, Any]], list[dict[str, Any]
     as_rows, mhs_rows = [], []
     children: dict[str, list[dict[str, Any]]] = {}
     for i in range(1, 25):
-        opt = (lambda: _word(rng) if rng.random() < 0.7 else None)
-        as_rows.append({"id": i, "asid": f"{i:03d}{_word(rng, 3)}", "ods_code": _word(rng), "party_key": _word(rng),
-                        "manufacturer_org": opt(), "product_name": opt(), "product_key": opt(),
-                        "date_approved": rng.choice([None, "2019", "2020", "2021a", "A"]),
-                        "date_requested": opt(), "description": opt()})
+
+        def opt() -> str | None:
+            return _word(rng) if rng.random() < 0.7 else None
+
+        as_rows.append(
+            {
+                "id": i,
+                "asid": f"{i:03d}{_word(rng, 3)}",
+                "ods_code": _word(rng),
+                "party_key": _word(rng),
+                "manufacturer_org": opt(),
+                "product_name": opt(),
+                "product_key": opt(),
+                "date_approved": rng.choice([None, "2019", "2020", "2021a", "A"]),
+                "date_requested": opt(),
+                "description": opt(),
+            }
+        )
         for f in dit.AS.fields:
             if f.child is not None:
                 values = sorted({_word(rng) for _ in range(rng.randrange(0, 4))})
                 children.setdefault(f.child[0].__tablename__, []).extend(
-                    {f.child[1]: i, "position": p, f.child[2]: v} for p, v in enumerate(values))
-        mhs_rows.append({"id": i, "unique_identifier": f"m{i:02d}{_word(rng, 3)}", "cpa_id": f"c{i:02d}{_word(rng, 3)}",
-                         "ods_code": _word(rng), "party_key": _word(rng), "interaction_id": _word(rng),
-                         "fqdn": opt(), "retries": rng.choice([None, 0, 3, 12]), "is_authenticated": opt(),
-                         "date_approved": rng.choice([None, "2019", "2020b"]), "product_name": opt()})
+                    {f.child[1]: i, "position": p, f.child[2]: v} for p, v in enumerate(values)
+                )
+        mhs_rows.append(
+            {
+                "id": i,
+                "unique_identifier": f"m{i:02d}{_word(rng, 3)}",
+                "cpa_id": f"c{i:02d}{_word(rng, 3)}",
+                "ods_code": _word(rng),
+                "party_key": _word(rng),
+                "interaction_id": _word(rng),
+                "fqdn": opt(),
+                "retries": rng.choice([None, 0, 3, 12]),
+                "is_authenticated": opt(),
+                "date_approved": rng.choice([None, "2019", "2020b"]),
+                "product_name": opt(),
+            }
+        )
         for f in dit.MHS.fields:
             if f.child is not None:
                 values = sorted({_word(rng) for _ in range(rng.randrange(0, 3))})
                 children.setdefault(f.child[0].__tablename__, []).extend(
-                    {f.child[1]: i, "position": p, f.child[2]: v} for p, v in enumerate(values))
+                    {f.child[1]: i, "position": p, f.child[2]: v} for p, v in enumerate(values)
+                )
     return as_rows, mhs_rows, children
 
 
@@ -72,8 +106,9 @@ def loaded(db: Engine) -> Iterator[tuple[Directory, list[tuple[str, dict[str, li
             if rows:
                 conn.execute(insert(tables[name]), rows)
     directory = Directory(db, Settings(database_url=str(db.url)))
-    everything = ast.SearchRequest("ou=Services,o=nhs", ast.Scope.ONE, ast.DerefAliases.NEVER, 0, 0, False,
-                                   ast.Present("objectClass"), ("*", "+"))
+    everything = ast.SearchRequest(
+        "ou=Services,o=nhs", ast.Scope.ONE, ast.DerefAliases.NEVER, 0, 0, False, ast.Present("objectClass"), ("*", "+")
+    )
     entries, result = directory.search(everything, 0, 0)
     assert result.code == 0 and len(entries) == 48
     view = [(e.dn, dict(e.attributes)) for e in entries]
@@ -90,9 +125,23 @@ def _value(draw: st.DrawFn, pool: list[str]) -> str:
     if kind == 3:
         return draw(st.text(alphabet=ALPHABET, min_size=1, max_size=4))
     if kind == 4:
-        return draw(st.sampled_from(["nhsAs", "NHSMHS", "top", "noSuchClass", "TRUE", "FALSE", "true",
-                                     "uniqueIdentifier=001,ou=services, o=NHS", "ou=Services,o=nhs", "services",
-                                     "NHS"]))
+        return draw(
+            st.sampled_from(
+                [
+                    "nhsAs",
+                    "NHSMHS",
+                    "top",
+                    "noSuchClass",
+                    "TRUE",
+                    "FALSE",
+                    "true",
+                    "uniqueIdentifier=001,ou=services, o=NHS",
+                    "ou=Services,o=nhs",
+                    "services",
+                    "NHS",
+                ]
+            )
+        )
     v = pool[draw(st.integers(0, len(pool) - 1))]
     return [v, v.swapcase(), v.upper()][kind]
 
@@ -138,11 +187,15 @@ def _leaf(draw: st.DrawFn, pool: list[str]) -> ast.Filter:
 
 
 def _filters(pool: list[str]) -> st.SearchStrategy[ast.Filter]:
-    return st.recursive(_leaf(pool), lambda inner: st.one_of(
-        st.lists(inner, max_size=3).map(lambda xs: ast.And(tuple(xs))),
-        st.lists(inner, max_size=3).map(lambda xs: ast.Or(tuple(xs))),
-        inner.map(ast.Not),
-    ), max_leaves=6)
+    return st.recursive(
+        _leaf(pool),
+        lambda inner: st.one_of(
+            st.lists(inner, max_size=3).map(lambda xs: ast.And(tuple(xs))),
+            st.lists(inner, max_size=3).map(lambda xs: ast.Or(tuple(xs))),
+            inner.map(ast.Not),
+        ),
+        max_leaves=6,
+    )
 
 
 def test_translation_agrees_with_the_reference_evaluator(loaded: Any) -> None:

@@ -37,8 +37,15 @@ def test_read_entries_handles_folding_base64_comments_and_case() -> None:
     assert ldif._classify(attrs) is not None and ldif._classify(entries[1][1]) is None
 
 
-@pytest.mark.parametrize("text", ["dn: x\nchangetype: add\n", "objectClass: top\n", "dn: x\nno colon here\n",
-                                  "dn: x\njpegPhoto:< file:///etc/passwd\n"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "dn: x\nchangetype: add\n",
+        "objectClass: top\n",
+        "dn: x\nno colon here\n",
+        "dn: x\njpegPhoto:< file:///etc/passwd\n",
+    ],
+)
 def test_read_entries_refuses(text: str) -> None:
     with pytest.raises(ValueError):
         list(ldif.read_entries(io.StringIO(text)))
@@ -46,6 +53,6 @@ def test_read_entries_refuses(text: str) -> None:
 
 @pytest.mark.parametrize("value", ["plain", " leading space", ":colon", "<lt", "trailing ", "é", "a\nb", "x" * 200])
 def test_written_lines_read_back(value: str) -> None:
-    text = ldif._line("dn", "o=nhs") + ldif._line("description", value) + "\n"
+    text = ldif.ldif_line("dn", "o=nhs") + ldif.ldif_line("description", value) + "\n"
     assert all(len(line) <= 76 for line in text.splitlines())
     assert list(ldif.read_entries(io.StringIO(text))) == [("o=nhs", [("description", value)])]
