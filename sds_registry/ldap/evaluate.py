@@ -25,7 +25,10 @@ def prep(value: str) -> str:
 
 
 def _values(entry: Entry, at: schema.AttributeType) -> Sequence[str]:
-    return entry.get(at.name, ())
+    names = schema.family(at.name)
+    if len(names) == 1:
+        return entry.get(at.name, ())
+    return [v for n in names for v in entry.get(n, ())]
 
 
 def substring_match(value: str, initial: str | None, any_: Sequence[str], final: str | None) -> bool:

@@ -220,6 +220,7 @@ class _Translator:
     def __init__(self, view: View, dialect: str) -> None:
         self.view = view
         self.dialect = dialect
+        self._binds: dict[str, Any] = {}
 
     def both(self, key: Key) -> tuple[Pred, Pred]:
         op = key[0]
@@ -236,7 +237,13 @@ class _Translator:
         return t, _not(t)
 
     def leaf(self, key: Key) -> Pred:
-        op, attr = key[0], key[1]
+        names = schema.family(key[1])
+        if len(names) == 1:
+            return self._leaf(key, key[1])
+        return _or([self._leaf(key, name) for name in names])  # e.g. (name=x) matches o, ou, cn, l
+
+    def _leaf(self, key: Key, attr: str) -> Pred:
+        op = key[0]
         src = self.view.attrs.get(attr)
         if op == "pr":
             if src is None:
@@ -269,7 +276,9 @@ class _Translator:
         return func.lower(expr) if lower else expr
 
     def _cmp(self, expr: Any, op: str, pname: str) -> ColumnElement[bool]:
-        param = bindparam(pname, type_=String)
+        param = self._binds.get(pname)
+        if param is None:
+            param = self._binds[pname] = bindparam(pname, type_=String)
         if op == "eq":
             return expr == param  # type: ignore[no-any-return]
         if op == "like":

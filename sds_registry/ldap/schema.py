@@ -270,6 +270,13 @@ for _key, _at in list(BY_NAME.items()):
     BY_NAME[_key] = _inherit(_at)
 del _key, _at
 
+_FAMILY: dict[str, tuple[str, ...]] = {}
+for _at in ATTRIBUTE_TYPES:
+    if _at.sup:
+        _FAMILY.setdefault(BY_NAME[_at.sup.lower()].name, (BY_NAME[_at.sup.lower()].name,))
+        _FAMILY[BY_NAME[_at.sup.lower()].name] += (_at.name,)
+del _at
+
 
 def lookup(description: str) -> AttributeType | None:
     """The attribute type of an attribute description (name or OID, any case); None when unknown.
@@ -277,6 +284,11 @@ def lookup(description: str) -> AttributeType | None:
     Descriptions with options (``cn;lang-en``) are unknown to this server: it holds no tagged values.
     """
     return BY_NAME.get(description.lower())
+
+
+def family(name: str) -> tuple[str, ...]:
+    """The attribute type and its subtypes (``name``: name, o, ou, cn, l): a filter on it matches them all."""
+    return _FAMILY.get(name, (name,))
 
 
 def substr_kind(at: AttributeType | None) -> str | None:

@@ -33,6 +33,7 @@ ATTRS = sorted({f.attr for c in dit.SERVICE_CLASSES for f in c.fields}) + [
     "noSuchAttribute",
     "o",
     "ou",
+    "name",
     "description",
 ]
 
