@@ -75,6 +75,9 @@ class DictDirectory:
 def serve(args: argparse.Namespace) -> None:
     from sds_registry.config import load_settings
 
+    if args.no_uvloop:
+        sys.modules["uvloop"] = None  # type: ignore[assignment]  # the server then falls back to asyncio's loop
+
     overrides: dict[str, object] = {"ldap_bind": f"127.0.0.1:{args.port}", "ldap_workers": args.workers}
     settings = load_settings(overrides)
     if args.directory == "real" and args.mode == "auto":
@@ -147,6 +150,8 @@ def run(args: argparse.Namespace) -> None:
         env = dict(os.environ, SDS_DATABASE_URL=url, SDS_HTTP_BIND="", SDS_SSP_BIND="")
         cmd = [py, __file__, "serve", "--port", str(port), "--directory", args.directory, "--workers",
                str(args.workers), "--mode", args.mode, "--jsonl", str(work / "sds.jsonl")]  # fmt: skip
+        if args.no_uvloop:
+            cmd.append("--no-uvloop")
         if args.directory == "real":
             sds = str(Path(py).with_name("sds"))
             t0 = time.monotonic()
@@ -199,6 +204,7 @@ def main() -> None:
     r.add_argument("--directory", choices=["real", "fake"], default="real")
     r.add_argument("--workers", type=int, default=1)
     r.add_argument("--mode", choices=["auto", "inline", "threads"], default="auto")
+    r.add_argument("--no-uvloop", action="store_true", help="serve on asyncio's own event loop")
     r.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL server instead of SQLite")
     r.add_argument("--profile", help="record the server with py-spy into this collapsed-stack (raw) file")
     s = sub.add_parser("serve")
@@ -206,6 +212,7 @@ def main() -> None:
     s.add_argument("--directory", choices=["real", "fake"], default="real")
     s.add_argument("--workers", type=int, default=1)
     s.add_argument("--mode", choices=["auto", "inline", "threads"], default="auto")
+    s.add_argument("--no-uvloop", action="store_true")
     s.add_argument("--jsonl")
     args = ap.parse_args()
     (run if args.cmd == "run" else serve)(args)
