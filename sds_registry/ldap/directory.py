@@ -9,6 +9,7 @@ hot GP Connect lookup costs one indexed query. Nothing is cached but SQL text, s
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -23,6 +24,7 @@ from sqlalchemy.engine import Engine
 from sds_registry.config import Settings
 from sds_registry.ldap import ast, dit, dn, filters
 from sds_registry.ldap.dit import EntryClass, Selection
+from sds_registry.ldap.search import TimeLimitExceeded, run_compare, run_search
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +121,17 @@ class Directory:
             except Exception:  # noqa: BLE001
                 log.debug("close failed", exc_info=True)
 
-    def _run(self, plan: Plan, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    def _run(self, plan: Plan, params: dict[str, Any], deadline: float = 0.0) -> list[tuple[Any, ...]]:
+        """Execute on this thread's connection (reconnect once if it broke).
+
+        On SQLite a progress handler stops a query that runs past ``deadline`` (time.monotonic());
+        TimeLimitExceeded is raised then. (PostgreSQL queries here are index probes or bounded scans.)
+        """
         for attempt in (1, 2):
             conn = self._connection()
+            watch = deadline > 0 and self.dialect == "sqlite"
+            if watch:
+                conn.set_progress_handler(lambda: time.monotonic() > deadline, 20000)
             try:
                 cur = conn.cursor()
                 try:
@@ -129,10 +139,15 @@ class Directory:
                     return list(cur.fetchall())
                 finally:
                     cur.close()
-            except self.engine.dialect.loaded_dbapi.OperationalError:
+            except self.engine.dialect.loaded_dbapi.OperationalError as exc:
+                if watch and "interrupted" in str(exc):
+                    raise TimeLimitExceeded from None
                 self._drop_connection()
                 if attempt == 2:
                     raise
+            finally:
+                if watch:
+                    conn.set_progress_handler(None, 0)
         raise AssertionError("unreachable")
 
     # ---- plans ----------------------------------------------------------------------------------------
@@ -253,33 +268,52 @@ class Directory:
     def search(
         self, request: ast.SearchRequest, size_limit: int, time_limit: float
     ) -> tuple[list[ast.SearchEntry], ast.Result]:
-        from sds_registry.ldap.search import run_search
-
         return run_search(self, request, size_limit, time_limit)
 
     def compare(self, dn_text: str, attr: str, value: str) -> ast.Result:
-        from sds_registry.ldap.search import run_compare
-
         return run_compare(self, dn_text, attr, value)
 
     # ---- helpers used by search.py ---------------------------------------------------------------------
 
     def rows(
-        self, cls: EntryClass, key: filters.Key, params: dict[str, Any], sel: Selection, limit: int
+        self,
+        cls: EntryClass,
+        key: filters.Key,
+        params: dict[str, Any],
+        sel: Selection,
+        limit: int,
+        deadline: float = 0.0,
     ) -> list[tuple[str, Attrs]] | None:
         """Entries of ``cls`` matching the prepared filter, at most ``limit``; None when the plan is empty."""
         plan = self._plan(cls, "all", key, sel)
         if plan is None:
             return None
-        return [plan.build(r) for r in self._run(plan, {**params, "lim": limit})]
+        rows = self._run(plan, {**params, "lim": limit}, deadline)
+        if len(rows) < 512:
+            return [plan.build(r) for r in rows]
+        # Building many entries allocates millions of objects; cyclic GC passes then cost 3x the work
+        # itself. Entries hold no reference cycles, so pause the cycle collector for the loop.
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return [plan.build(r) for r in rows]
+        finally:
+            if enabled:
+                gc.enable()
 
     def entry(
-        self, cls: EntryClass, rdn_value: str, key: filters.Key, params: dict[str, Any], sel: Selection
+        self,
+        cls: EntryClass,
+        rdn_value: str,
+        key: filters.Key,
+        params: dict[str, Any],
+        sel: Selection,
+        deadline: float = 0.0,
     ) -> tuple[bool, tuple[str, Attrs] | None]:
         """(exists, the entry if the filter matched) for the entry of ``cls`` named ``rdn_value``."""
         plan = self._plan(cls, "base", key, sel)
         assert plan is not None
-        rows = self._run(plan, {**params, "k": rdn_value.lower()})
+        rows = self._run(plan, {**params, "k": rdn_value.lower()}, deadline)
         if not rows:
             return False, None
         row = rows[0]

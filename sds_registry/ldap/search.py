@@ -16,6 +16,11 @@ from sds_registry.ldap.dit import EntryClass, Selection
 if TYPE_CHECKING:
     from sds_registry.ldap.directory import Directory
 
+
+class TimeLimitExceeded(Exception):
+    """A query ran past the search's time limit."""
+
+
 SUCCESS, TIME_LIMIT, SIZE_LIMIT, COMPARE_FALSE, COMPARE_TRUE = 0, 3, 4, 5, 6
 NO_SUCH_ATTRIBUTE, UNDEFINED_TYPE, INAPPROPRIATE_MATCHING, NO_SUCH_OBJECT, INVALID_DN = 16, 17, 18, 32, 34
 UNLIMITED = 2**31 - 1
@@ -65,7 +70,7 @@ class _Collector:
     def rows(self, cls: EntryClass) -> None:
         key, params = self.prepared
         lim = (self.limit - len(self.entries) + 1) if self.limit else UNLIMITED
-        found = self.d.rows(cls, key, params, self.sel, lim)
+        found = self.d.rows(cls, key, params, self.sel, lim, self.deadline)
         for entry_dn, attrs in found or ():
             self.add(entry_dn, attrs, selected=True)
         self._check_time()
@@ -91,7 +96,7 @@ def _find_row(
 ) -> tuple[bool, tuple[str, Attrs] | None]:
     key, params = c.prepared
     for cls in classes:
-        exists, entry = c.d.entry(cls, value, key, params, sel)
+        exists, entry = c.d.entry(cls, value, key, params, sel, c.deadline)
         if exists:
             return True, entry
     return False, None
@@ -164,6 +169,8 @@ def run_search(
         result = _walk(c, key, req.scope)
     except _Stop as stop:
         return c.entries, ast.Result(stop.code, "", stop.message)
+    except TimeLimitExceeded:
+        return c.entries, ast.Result(TIME_LIMIT, "", "time limit exceeded")
     return c.entries, result
 
 

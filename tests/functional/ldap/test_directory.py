@@ -255,3 +255,12 @@ def test_compare(directory: Directory) -> None:
     assert directory.compare(entry, "noSuchAttribute", "x").code == 17
     assert directory.compare("uniqueIdentifier=1,ou=Services,o=nhs", "nhsIDCode", "x").code == 32
     assert directory.compare("o=nhs", "o", "NHS").code == 6
+
+
+def test_time_limit_stops_a_long_query(directory: Directory, session: Session) -> None:
+    """On SQLite a progress handler interrupts the query itself; elsewhere the limit is checked between steps."""
+    for n in range(40):
+        registry.register_consumer(session, {"ods_code": f"R{n:02d}", "interactions": [METADATA]}, registry.CLI_ACTOR)
+    session.commit()
+    result, found = search(directory, "o=nhs", "(nhsProductName=*x*y*z*)", ("1.1",), time_limit=1e-6)
+    assert result.code == 3 and found == {}
