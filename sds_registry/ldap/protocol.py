@@ -134,6 +134,7 @@ class LDAPConnection:
     closed: bool = False
     _buffer: bytearray = field(default_factory=bytearray)
     _needed: int = 0  # size of the message being buffered, once its header is in
+    _in_progress: set[int] = field(default_factory=set)  # message IDs handed out as work, not yet performed
     _abandoned: set[int] = field(default_factory=set)
     _paged: dict[bytes, _PagedSearch] = field(default_factory=dict)
 
@@ -193,7 +194,11 @@ class LDAPConnection:
         op = msg.op
         mid = msg.message_id
         if isinstance(op, SearchRequest):
-            return self._search(mid, op, msg.controls)
+            event = self._search(mid, op, msg.controls)
+            if type(event) is SearchWork:
+                self._in_progress.add(mid)
+                self._abandoned.discard(mid)  # an abandon for an earlier use of this ID is stale
+            return event
         if isinstance(op, BindRequest):
             return Send(self._bind(mid, op))
         if isinstance(op, UnbindRequest):
@@ -201,13 +206,15 @@ class LDAPConnection:
             self._buffer.clear()
             return Close()
         if isinstance(op, AbandonRequest):
-            self._abandoned.add(op.message_id)
-            if len(self._abandoned) > 1024:
-                self._abandoned.clear()
+            # Only a request still in progress can be abandoned; a finished one's ID may be reused later.
+            if op.message_id in self._in_progress:
+                self._abandoned.add(op.message_id)
             return Abandon(op.message_id)
         if isinstance(op, CompareRequest):
             if (bad := self._unsupported_critical(msg.controls, ())) is not None:
                 return Send(codec.encode_result(mid, 0x6F, bad.code, "", bad.message))
+            self._in_progress.add(mid)
+            self._abandoned.discard(mid)
             return CompareWork(mid, op)
         if isinstance(op, ExtendedRequest):
             return self._extended(mid, op)
@@ -297,27 +304,35 @@ class LDAPConnection:
     # ---- work ------------------------------------------------------------------------------------------
 
     def perform(self, work: Work) -> bytes:
-        """Run one search or compare against the directory and encode the answer (b"" when abandoned)."""
-        if isinstance(work, CompareWork):
-            r = work.request
-            try:
-                result = self.directory.compare(r.dn, r.attr, r.value)
-            except Exception as exc:  # noqa: BLE001 - one failing request must not end the connection
-                log.exception("LDAP compare failed")
-                result = result_for_error(exc)
-            return codec.encode_result(work.message_id, 0x6F, result.code, result.matched_dn, result.message)
+        """Run one search or compare against the directory and encode the answer (b"" when abandoned).
+
+        Safe to call from a worker thread: an Abandon that receive_data sees meanwhile drops the answer.
+        """
         mid = work.message_id
-        if work.page_size is not None:
-            return self._paged_search(work)
         try:
-            entries, result = self.directory.search(work.request, work.size_limit, work.time_limit)
-        except Exception as exc:  # noqa: BLE001
-            log.exception("LDAP search failed")
-            entries, result = [], result_for_error(exc)
-        if self._abandoned and mid in self._abandoned:
+            if mid in self._abandoned:
+                return b""
+            if isinstance(work, CompareWork):
+                r = work.request
+                try:
+                    result = self.directory.compare(r.dn, r.attr, r.value)
+                except Exception as exc:  # noqa: BLE001 - one failing request must not end the connection
+                    log.exception("LDAP compare failed")
+                    result = result_for_error(exc)
+                return codec.encode_result(mid, 0x6F, result.code, result.matched_dn, result.message)
+            if work.page_size is not None:
+                return self._paged_search(work)
+            try:
+                entries, result = self.directory.search(work.request, work.size_limit, work.time_limit)
+            except Exception as exc:  # noqa: BLE001
+                log.exception("LDAP search failed")
+                entries, result = [], result_for_error(exc)
+            if mid in self._abandoned:
+                return b""
+            return codec.encode_search_response(mid, entries, result.code, result.matched_dn, result.message)
+        finally:
+            self._in_progress.discard(mid)
             self._abandoned.discard(mid)
-            return b""
-        return codec.encode_search_response(mid, entries, result.code, result.matched_dn, result.message)
 
     def _paged_search(self, work: SearchWork) -> bytes:
         """RFC 2696 over a snapshot: the first page runs the search, later pages slice what it returned."""
@@ -342,8 +357,7 @@ class LDAPConnection:
                 return codec.encode_search_done(
                     mid, final.code, final.matched_dn, final.message, [codec.paged_control(len(entries), b"")]
                 )
-        if self._abandoned and mid in self._abandoned:
-            self._abandoned.discard(mid)
+        if mid in self._abandoned:
             return b""
         page, rest = entries[:size], entries[size:]
         if not rest:
@@ -355,6 +369,3 @@ class LDAPConnection:
             self._paged.pop(next(iter(self._paged)))
         self._paged[cookie] = _PagedSearch(key, rest, final)
         return codec.encode_search_response(mid, page, controls=[codec.paged_control(len(entries), cookie)])
-
-    def abandoned(self, message_id: int) -> bool:
-        return message_id in self._abandoned

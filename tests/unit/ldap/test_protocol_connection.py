@@ -338,3 +338,26 @@ def test_trickled_bytes_are_not_rescanned() -> None:
         events += conn.receive_data(body[i : i + 1])
     assert [type(e) for e in events] == [SearchWork]
     assert time.perf_counter() - t0 < 2.0
+
+
+def test_abandon_of_a_finished_request_does_not_touch_a_later_reuse_of_its_id() -> None:
+    conn, _ = connection()
+    out, _ = run(conn, search(7))
+    assert responses(out)[-1][0] == 7
+    run(conn, bytes.fromhex("3006020108500107"))  # abandon 7, already answered
+    out, _ = run(conn, search(7))  # the ID is free again (RFC 4511 §4.1.1.1)
+    assert [n for _, n, _ in responses(out)] == ["searchResEntry", "searchResDone"]
+
+
+def test_abandon_while_the_search_runs_in_a_worker_thread() -> None:
+    """The I/O layer may run perform() in a thread; an abandon fed meanwhile drops the answer."""
+    conn, directory = connection()
+    (work,) = conn.receive_data(search(9))
+    original = directory.search
+
+    def slow_search(*args: object) -> object:
+        conn.receive_data(bytes.fromhex("3006020108500109"))  # abandon 9 arrives mid-search
+        return original(*args)  # type: ignore[arg-type]
+
+    directory.search = slow_search  # type: ignore[method-assign]
+    assert conn.perform(work) == b""  # type: ignore[arg-type]
