@@ -66,7 +66,8 @@ def bearer_token(authorization: str | None) -> str | None:
 
 def reasons_for(interaction: Interaction) -> frozenset[str]:
     """GP Connect 1.6: ``migration`` for the migrate interactions, ``directcare`` for every other one."""
-    return frozenset({"migration"}) if ":migrate" in interaction.id else frozenset({"directcare"})
+    migrate = ":migrate:" in interaction.id or "gpc.migrate" in interaction.id
+    return frozenset({"migration"}) if migrate else frozenset({"directcare"})
 
 
 def check_jwt(
