@@ -255,6 +255,12 @@ class _LDAPProtocol(asyncio.Protocol):
         else:
             self.idle_handle = self.loop.call_later(max(timeout - idle, 0.05), self._idle_check)
 
+    def shutdown(self) -> None:
+        """Server stopping: tell the client (RFC 4511 §4.4.1 notice, unavailable) and close."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(codec.encode_notice_of_disconnection(ResultCode.UNAVAILABLE, "server shutting down"))
+        self._close()
+
     def _close(self) -> None:
         self.conn.closed = True
         self.pending.clear()
@@ -321,6 +327,11 @@ async def serve_ldap(
     finally:
         for srv in servers:
             srv.close()
+        for proto in list(state.connections):
+            proto.shutdown()
+        deadline = loop.time() + 2.0
+        while state.connections and loop.time() < deadline:  # let the notices reach the clients
+            await asyncio.sleep(0.05)
         for proto in list(state.connections):
             proto._abort()
         for srv in servers:

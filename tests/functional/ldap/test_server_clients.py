@@ -625,3 +625,13 @@ def test_half_closed_client_still_gets_its_answers(server: RunningServer) -> Non
     messages, used = codec.split_messages(data, 1 << 20)
     assert used == len(data) and len(messages) == 100
     assert messages[-1] == codec.encode_search_done(50)
+
+
+def test_stopping_the_server_sends_a_notice_to_open_connections(directory: Directory) -> None:
+    with running_server(base_settings(), directory) as server:
+        s = _raw(server)
+        s.sendall(_search_message(1))
+        assert s.recv(65536)  # the connection is up and served
+    with s:
+        notice = _read_until_closed(s)
+    assert codec.NOTICE_OF_DISCONNECTION.encode() in notice
