@@ -66,13 +66,13 @@ def _only_decode_errors(data: bytes) -> None:
             pass
 
 
-@settings(max_examples=3000, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=300))
 def test_random_bytes_raise_only_decode_error(data: bytes) -> None:
     _only_decode_errors(data)
 
 
-@settings(max_examples=3000)
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(VALID), st.data())
 def test_mutated_messages_raise_only_decode_error(base: bytes, data: st.DataObject) -> None:
     buf = bytearray(base)
@@ -141,7 +141,7 @@ def to_text(f: Filter) -> str:
     return f"({f.attr}=" + "*".join(parts) + ")"
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(FILTERS, st.lists(ATTR, max_size=5), st.integers(0, 2**31 - 1))
 def test_filters_round_trip_from_ldap3_bytes(flt: Filter, attrs: list[str], message_id: int) -> None:
     msg = codec.decode_message(_search_message(to_text(flt), attrs, message_id))
@@ -160,7 +160,7 @@ ENTRIES = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ENTRIES, st.integers(0, 2**31 - 1))
 def test_search_entries_round_trip_through_pyasn1(entry: SearchEntry, message_id: int) -> None:
     data = codec.encode_search_entry(message_id, entry)
