@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
+from sds_registry.db import utcnow
 from sds_registry.domain import records
 from sds_registry.errors import InvalidIdentifier, Issue
 from sds_registry.ldap import dit, dn, schema
@@ -139,17 +140,36 @@ def _classify(attrs: list[tuple[str, str]]) -> EntryClass | None:
     return None
 
 
+_SKIP = dit.Field("", "")
+_FIELDS: dict[tuple[str, str], dit.Field | None] = {}
+
+
+def _field(cls: EntryClass, name: str) -> dit.Field | None:
+    """The field an attribute (as written in the file) goes to; _SKIP for ignored ones. Memoised."""
+    try:
+        return _FIELDS[(cls.name, name)]
+    except KeyError:
+        pass
+    low = name.lower()
+    at = schema.lookup(name)
+    found: dit.Field | None
+    if low == "objectclass" or low in IGNORED:
+        found = _SKIP
+    else:
+        found = next((f for f in cls.fields if at is not None and f.attr == at.name), None)
+    if len(_FIELDS) < 10000:
+        _FIELDS[(cls.name, name)] = found
+    return found
+
+
 def _to_record(cls: EntryClass, entry_dn: str, attrs: list[tuple[str, str]]) -> tuple[dict[str, Any], list[str]]:
     """Registry fields from LDAP attributes; problems are returned as reason strings."""
-    fields = {f.attr.lower(): f for f in cls.fields}
     data: dict[str, Any] = {}
     problems: list[str] = []
     for name, value in attrs:
-        low = name.lower()
-        if low == "objectclass" or low in IGNORED:
+        f = _field(cls, name)
+        if f is _SKIP:
             continue
-        at = schema.lookup(name)
-        f = fields.get(at.name.lower()) if at else None
         if f is None:
             problems.append(f"{name}: not an attribute of {cls.name} here (rule: unknown-attribute)")
             continue
@@ -331,41 +351,50 @@ def _check_uniqueness(session: Session, pending: list[_Pending], report: ImportR
     report.rejected += [Rejection(d, reasons) for d, reasons in bad.items()]
 
 
-def _insert_parents(session: Session, table: Any, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert ``rows`` and return their ids in order.
+def _executemany(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """One DBAPI executemany of a plain INSERT (every row has every key of the first).
 
-    PostgreSQL: executemany with RETURNING in parameter order (batched by SQLAlchemy). SQLite cannot
-    batch an ordered RETURNING, so ids are given explicitly from max(id): the importer holds SQLite's
-    write lock (the CLI begins the transaction with BEGIN IMMEDIATE), and an INTEGER PRIMARY KEY goes on
-    from the largest id either way.
+    Not SQLAlchemy's insertmanyvalues: on psycopg its multi-thousand-placeholder statements cost more
+    to parse client-side than the insert itself; psycopg's own executemany pipelines one statement.
     """
-    if session.get_bind().dialect.name == "sqlite":
-        start = int(session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0) + 1
-        ids = list(range(start, start + len(rows)))
-        session.execute(insert(table), [{**row, "id": i} for row, i in zip(rows, ids, strict=True)])
-        return ids
-    result = session.execute(insert(table).returning(table.c.id, sort_by_parameter_order=True), rows)
-    return list(result.scalars().all())
+    names = list(rows[0])
+    compiled = insert(table).values({n: bindparam(n) for n in names}).compile(dialect=session.get_bind().dialect)
+    if compiled.positional:
+        order = list(compiled.positiontup or ())
+        params: list[Any] = [tuple(r[n] for n in order) for r in rows]
+    else:
+        params = rows
+    session.connection().exec_driver_sql(compiled.string, params)
+
+
+def _new_ids(session: Session, table: Any, count: int) -> list[int]:
+    """Ids for ``count`` new rows: from the serial's sequence (PostgreSQL), or after max(id) (SQLite,
+    whose INTEGER PRIMARY KEY goes on from the largest id; the CLI holds the write lock: BEGIN IMMEDIATE)."""
+    if session.get_bind().dialect.name == "postgresql":
+        seq = session.scalar(select(func.pg_get_serial_sequence(table.name, "id")))
+        return list(session.scalars(select(func.nextval(seq)).select_from(func.generate_series(1, count))))
+    start = int(session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0) + 1
+    return list(range(start, start + count))
 
 
 def _insert(session: Session, pending: list[_Pending]) -> None:
+    now = utcnow()
     for cls in dit.ENTRY_CLASSES:
         mine = [p for p in pending if p.cls is cls]
         table = cls.model.__table__
-        columns = {c.name for c in table.c} - {"id", "version", "created_at", "updated_at", "flags"}
+        columns = [c.name for c in table.c if c.name not in ("id", "version", "created_at", "updated_at", "flags")]
         children = [f for f in cls.fields if f.child is not None]
         for i in range(0, len(mine), BATCH):
             batch = mine[i : i + BATCH]
-            rows = [
-                {**{k: v for k, v in p.values.items() if k in columns}, "flags": " ".join(p.flags) or None}
-                for p in batch
-            ]
-            for row in rows:
-                for c in columns:
-                    row.setdefault(c, None)
+            ids = _new_ids(session, table, len(batch))
+            rows = []
+            for row_id, p in zip(ids, batch, strict=True):
+                row = {c: p.values.get(c) for c in columns}
                 if cls is dit.ORG and row.get("org_type") is None:
                     row["org_type"] = "GP Practice"
-            ids = _insert_parents(session, table, rows)
+                row.update(id=row_id, version=1, created_at=now, updated_at=now, flags=" ".join(p.flags) or None)
+                rows.append(row)
+            _executemany(session, table, rows)
             for f in children:
                 assert f.child is not None
                 child, fk, value = f.child[0].__table__, f.child[1], f.child[2]
@@ -375,7 +404,7 @@ def _insert(session: Session, pending: list[_Pending]) -> None:
                     for pos, v in enumerate(p.values.get(f.field) or [])
                 ]
                 if child_rows:
-                    session.execute(insert(child), child_rows)
+                    _executemany(session, child, child_rows)
 
 
 from sds_registry.ldap.ldif_export import export_ldif, ldif_line  # noqa: E402  (re-exported)
