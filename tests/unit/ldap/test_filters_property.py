@@ -203,13 +203,19 @@ def test_translation_agrees_with_the_reference_evaluator(loaded: Any) -> None:
     directory, view, pool = loaded
 
     @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(_filters(pool))
-    def check(f: ast.Filter) -> None:
+    @given(_filters(pool), st.integers(0, len(view) - 1))
+    def check(f: ast.Filter, pick: int) -> None:
         req = ast.SearchRequest("ou=Services,o=nhs", ast.Scope.ONE, ast.DerefAliases.NEVER, 0, 0, False, f, ("1.1",))
         entries, result = directory.search(req, 0, 0)
         assert result.code == 0
         got = sorted(e.dn for e in entries)
         want = sorted(d for d, attrs in view if evaluate.evaluate(f, attrs, d) is True)
         assert got == want, f
+        # the same filter on one entry read by its DN (base scope: the filter becomes a CASE column)
+        entry_dn, attrs = view[pick]
+        base = ast.SearchRequest(entry_dn.upper(), ast.Scope.BASE, ast.DerefAliases.NEVER, 0, 0, False, f, ("1.1",))
+        entries, result = directory.search(base, 0, 0)
+        assert result.code == 0
+        assert [e.dn for e in entries] == ([entry_dn] if evaluate.evaluate(f, attrs, entry_dn) is True else []), f
 
     check()
