@@ -1,9 +1,11 @@
 """The asyncio LDAP server: sockets, TLS, timeouts and connection limits around protocol.LDAPConnection.
 
 Everything LDAP-specific is in protocol.py and codec.py; this module only moves bytes and schedules
-directory work. On SQLite a directory call is an in-process index probe cheaper than a thread hop, so it
-runs on the loop ("inline"); on a networked database it runs in a small thread pool, one request at a
-time per connection so answers keep their order. A failure in one connection never reaches another.
+directory work. On SQLite a pinned lookup (the GP Connect ones) is an in-process index probe cheaper than
+a thread hop, so it runs on the loop ("inline"); a search that may return much of the directory runs in
+a small thread pool so it cannot stall other clients; on a networked database everything runs in the pool.
+Each connection's requests run one at a time so answers keep their order. A failure in one connection
+never reaches another.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any, cast
 
 from sds_registry.config import Settings, parse_bind
 from sds_registry.ldap import codec
+from sds_registry.ldap.ast import And, Equality, Scope
 from sds_registry.ldap.protocol import (
     Close,
     CompareWork,
@@ -50,12 +53,14 @@ class _Server:
         settings: Settings,
         directory: DirectoryLike,
         tls: ssl.SSLContext | None,
-        executor: ThreadPoolExecutor | None,
+        executor: ThreadPoolExecutor,
+        inline: bool,
     ) -> None:
         self.settings = settings
         self.directory = directory
         self.tls = tls
         self.executor = executor
+        self.inline = inline
         self.connections: set[_LDAPProtocol] = set()
 
 
@@ -69,7 +74,7 @@ class _LDAPProtocol(asyncio.Protocol):
             server.directory, server.settings, tls_available=server.tls is not None, tls_active=over_tls
         )
         self.transport: asyncio.Transport | None = None
-        self.inline = server.executor is None
+        self.inline = server.inline
         self.pending: deque[Event] = deque()
         self.busy = False  # a work item is in the thread pool, or StartTLS is in progress
         self.reading_paused = False
@@ -147,6 +152,12 @@ class _LDAPProtocol(asyncio.Protocol):
         for i, ev in enumerate(events):
             t = type(ev)
             if t is SearchWork or t is CompareWork:
+                if _may_be_large(ev):  # type: ignore[arg-type]
+                    if out:
+                        transport.write(b"".join(out))
+                    self.pending.extend(events[i:])
+                    self._drain()
+                    return
                 out.append(conn.perform(ev))  # type: ignore[arg-type]
             elif t is Send:
                 out.append(ev.data)  # type: ignore[union-attr]
@@ -172,10 +183,9 @@ class _LDAPProtocol(asyncio.Protocol):
             if isinstance(ev, Send):
                 transport.write(ev.data)
             elif isinstance(ev, (SearchWork, CompareWork)):
-                if self.inline:
+                if self.inline and not _may_be_large(ev):
                     transport.write(self.conn.perform(ev))
                 else:
-                    assert self.server.executor is not None
                     self.busy = True
                     fut = self.server.executor.submit(self.conn.perform, ev)
                     fut.add_done_callback(self._work_done_threadsafe)
@@ -274,6 +284,23 @@ class _LDAPProtocol(asyncio.Protocol):
             self.transport.abort()
 
 
+def _may_be_large(work: SearchWork | CompareWork) -> bool:
+    """Could this search return a large part of the directory? Those leave the loop for the thread pool.
+
+    Cheap for certain: compares, base-scope reads, small size limits, and filters that pin an attribute
+    other than objectClass by equality (alone or inside the top AND), as every GP Connect lookup does.
+    """
+    if not isinstance(work, SearchWork):
+        return False
+    req = work.request
+    if req.scope == Scope.BASE or 0 < work.size_limit <= 100:
+        return False
+    f = req.filter
+    if type(f) is And:
+        return not any(type(x) is Equality and x.attr.lower() != "objectclass" for x in f.filters)
+    return not (type(f) is Equality and f.attr.lower() != "objectclass")
+
+
 def _listen_socket(bind: str, label: str, reuse_port: bool) -> socket.socket:
     host, port = parse_bind(bind, label)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -298,13 +325,14 @@ async def serve_ldap(
 ) -> None:
     """Serve LDAP (and LDAPS) until ``stop`` is set, then close every connection.
 
-    ``inline``: run directory calls on the loop (right for SQLite); otherwise in a thread pool.
+    ``inline``: run pinned lookups on the loop (right for SQLite); otherwise every directory call goes to
+    the thread pool (right for a networked database, whose round trips would block the loop).
     ``on_ready`` gets the bound addresses, e.g. {"ldap": ("127.0.0.1", 40123)}, once listening.
     """
     loop = asyncio.get_running_loop()
     tls = server_context(settings)
-    executor = None if inline else ThreadPoolExecutor(max_workers=8, thread_name_prefix="ldap-db")
-    state = _Server(settings, directory, tls, executor)
+    executor = ThreadPoolExecutor(max_workers=4 if inline else 8, thread_name_prefix="ldap-db")
+    state = _Server(settings, directory, tls, executor, inline)
     servers: list[asyncio.AbstractServer] = []
     addresses: dict[str, tuple[str, int]] = {}
     try:
@@ -336,8 +364,7 @@ async def serve_ldap(
             proto._abort()
         for srv in servers:
             await srv.wait_closed()
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+        executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

@@ -635,3 +635,42 @@ def test_stopping_the_server_sends_a_notice_to_open_connections(directory: Direc
     with s:
         notice = _read_until_closed(s)
     assert codec.NOTICE_OF_DISCONNECTION.encode() in notice
+
+
+class _SlowScans:
+    """Wraps the real Directory; searches without an equality pin take a second (a big dump, say)."""
+
+    def __init__(self, inner: Directory) -> None:
+        self.inner = inner
+
+    def search(self, request: object, size_limit: int, time_limit: float) -> object:
+        if "objectClass=*" in repr(request) or "Present(attr='objectClass')" in repr(request):
+            time.sleep(1.0)
+        return self.inner.search(request, size_limit, time_limit)  # type: ignore[arg-type]
+
+    def compare(self, dn: str, attr: str, value: str) -> object:
+        return self.inner.compare(dn, attr, value)
+
+
+def test_a_large_search_does_not_stall_other_clients(directory: Directory) -> None:
+    """On SQLite, pinned lookups run on the loop; a search that may return the whole tree goes to the pool."""
+    with running_server(base_settings(), _SlowScans(directory), inline=True) as server:
+        big = _raw(server)
+        body = (
+            codec.octets("o=nhs")
+            + b"\x0a\x01\x02\x0a\x01\x00\x02\x01\x00\x02\x01\x00\x01\x01\x00"
+            + codec.tlv(b"\x87", b"objectClass")
+            + codec.tlv(b"\x30", codec.octets("1.1"))
+        )
+        big.sendall(codec.tlv(b"\x30", codec.encode_int(1) + codec.tlv(b"\x63", body)))
+        time.sleep(0.1)
+        t0 = time.monotonic()
+        _assert_serves(server)
+        assert time.monotonic() - t0 < 0.5
+        data = b""
+        while not data.endswith(codec.encode_search_done(1)):
+            chunk = big.recv(65536)
+            assert chunk
+            data += chunk
+        assert data.count(b"uniqueIdentifier=") == 27
+        big.close()
