@@ -332,3 +332,21 @@ class Directory:
             plan = Plan(compiled.string, positional, dict(compiled.params), lambda r: ("", []), False)
             self._plans[("orgs?",)] = plan
         return bool(self._run(plan, {}))
+
+    def explain(self, request: ast.SearchRequest) -> dict[str, list[str]]:
+        """The database's query plan for each entry-class query a subtree search of ``request.filter``
+        runs (EXPLAIN QUERY PLAN / EXPLAIN), by object class: to check that lookups are index probes."""
+        key, params = filters.prepare(request.filter, self.dialect)
+        sel = dit.selection(request.attributes)
+        out: dict[str, list[str]] = {}
+        for cls in dit.ENTRY_CLASSES:
+            plan = self._plan(cls, "all", key, sel)
+            if plan is None:
+                continue
+            prefix = "EXPLAIN QUERY PLAN " if self.dialect == "sqlite" else "EXPLAIN "
+            explained = Plan(prefix + plan.sql, plan.positional, plan.defaults, plan.build, False)
+            out[cls.name] = [
+                str(row[-1] if self.dialect == "sqlite" else row[0])
+                for row in self._run(explained, {**params, "lim": 2**31 - 1})
+            ]
+        return out

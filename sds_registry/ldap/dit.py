@@ -86,7 +86,8 @@ class EntryClass:
                 attrs[f.attr] = Child(child, child.c[f.child[1]], child.c[f.child[2]])
             else:
                 col = table.c[f.field]
-                attrs[f.attr] = Col(col, nullable=bool(col.nullable), integer=f.integer)
+                upper = self is ORG and f.field == "ods_code"  # organisations are never imported leniently
+                attrs[f.attr] = Col(col, nullable=bool(col.nullable), integer=f.integer, upper=upper)
         return View(self.name, table.c.id, table.c[self.key_field], self.parent_key, attrs)
 
     def dn_of(self, key: str) -> str:

@@ -52,6 +52,7 @@ class Col:
     column: Any
     nullable: bool = True
     integer: bool = False
+    upper: bool = False  # values are validated upper case: caseIgnore equality is col = upper(value), indexable
 
 
 @dataclass(frozen=True)
@@ -275,10 +276,14 @@ class _Translator:
         expr = cast(column, String) if integer else column
         return func.lower(expr) if lower else expr
 
-    def _cmp(self, expr: Any, op: str, pname: str) -> ColumnElement[bool]:
+    def _bind(self, pname: str) -> Any:
         param = self._binds.get(pname)
         if param is None:
             param = self._binds[pname] = bindparam(pname, type_=String)
+        return param
+
+    def _cmp(self, expr: Any, op: str, pname: str) -> ColumnElement[bool]:
+        param = self._bind(pname)
         if op == "eq":
             return expr == param  # type: ignore[no-any-return]
         if op == "like":
@@ -292,6 +297,8 @@ class _Translator:
     def _compare(self, src: Source | None, lower: bool, op: str, pname: str) -> Pred:
         if src is None:
             return False
+        if isinstance(src, Col) and src.upper and lower and op == "eq":
+            return src.column == func.upper(self._bind(pname))  # type: ignore[no-any-return]
         if isinstance(src, Col):
             pred = self._cmp(self._value_expr(src.column, src.integer, lower), op, pname)
             return and_(src.column.isnot(None), pred) if src.nullable else pred
