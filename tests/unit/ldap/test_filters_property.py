@@ -24,6 +24,7 @@ from sds_registry.ldap import ast, dit, evaluate
 from sds_registry.ldap.directory import Directory
 
 ALPHABET = "aAbB%_*?[]\\ 0-"
+BASES = ("ou=Services,o=nhs", "ou=Organisations,o=nhs")
 ATTRS = sorted({f.attr for c in dit.SERVICE_CLASSES for f in c.fields}) + [
     "objectClass",
     "structuralObjectClass",
@@ -35,6 +36,8 @@ ATTRS = sorted({f.attr for c in dit.SERVICE_CLASSES for f in c.fields}) + [
     "ou",
     "name",
     "description",
+    "postalCode",
+    "nhsOrgType",
 ]
 
 
@@ -106,13 +109,28 @@ def loaded(db: Engine) -> Iterator[tuple[Directory, list[tuple[str, dict[str, li
         for name, rows in children.items():
             if rows:
                 conn.execute(insert(tables[name]), rows)
+        # organisations are always validated: ODS codes upper case (the translator relies on it)
+        orgs = [
+            {
+                "id": i,
+                "ods_code": f"{''.join(rng.choice('AB0') for _ in range(3))}{i:02d}",
+                "name": _word(rng),
+                "org_type": "GP Practice",
+                "postcode": rng.choice([None, "LS1", "ls1 a"]),
+            }
+            for i in range(1, 9)
+        ]
+        conn.execute(insert(tables["organisations"]), orgs)
     directory = Directory(db, Settings(database_url=str(db.url)))
-    everything = ast.SearchRequest(
-        "ou=Services,o=nhs", ast.Scope.ONE, ast.DerefAliases.NEVER, 0, 0, False, ast.Present("objectClass"), ("*", "+")
-    )
-    entries, result = directory.search(everything, 0, 0)
-    assert result.code == 0 and len(entries) == 48
-    view = [(e.dn, dict(e.attributes)) for e in entries]
+    view = []
+    for base in BASES:
+        everything = ast.SearchRequest(
+            base, ast.Scope.ONE, ast.DerefAliases.NEVER, 0, 0, False, ast.Present("objectClass"), ("*", "+")
+        )
+        entries, result = directory.search(everything, 0, 0)
+        assert result.code == 0
+        view += [(e.dn, dict(e.attributes)) for e in entries]
+    assert len(view) == 56
     pool = sorted({v for _, attrs in view for vs in attrs.values() for v in vs if len(v) < 40})
     try:
         yield directory, view, pool
@@ -205,10 +223,13 @@ def test_translation_agrees_with_the_reference_evaluator(loaded: Any) -> None:
     @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
     @given(_filters(pool), st.integers(0, len(view) - 1))
     def check(f: ast.Filter, pick: int) -> None:
-        req = ast.SearchRequest("ou=Services,o=nhs", ast.Scope.ONE, ast.DerefAliases.NEVER, 0, 0, False, f, ("1.1",))
-        entries, result = directory.search(req, 0, 0)
-        assert result.code == 0
-        got = sorted(e.dn for e in entries)
+        got = []
+        for base_dn in BASES:
+            req = ast.SearchRequest(base_dn, ast.Scope.ONE, ast.DerefAliases.NEVER, 0, 0, False, f, ("1.1",))
+            entries, result = directory.search(req, 0, 0)
+            assert result.code == 0
+            got += [e.dn for e in entries]
+        got.sort()
         want = sorted(d for d, attrs in view if evaluate.evaluate(f, attrs, d) is True)
         assert got == want, f
         # the same filter on one entry read by its DN (base scope: the filter becomes a CASE column)
