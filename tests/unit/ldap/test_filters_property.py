@@ -25,6 +25,8 @@ from sds_registry.ldap.directory import Directory
 
 ALPHABET = "aAbB%_*?[]\\ 0-"
 BASES = ("ou=Services,o=nhs", "ou=Organisations,o=nhs")
+KEY_ATTRS = ["uniqueIdentifier", "nhsIDCode", "nhsMHSPartyKey", "nhsMhsCPAId"]
+KEYED: dict[str, list[tuple[str, str]]] = {}  # base -> (key attribute, value) in the loaded data (fixture)
 ATTRS = sorted({f.attr for c in dit.SERVICE_CLASSES for f in c.fields}) + [
     "objectClass",
     "structuralObjectClass",
@@ -132,6 +134,10 @@ def loaded(db: Engine) -> Iterator[tuple[Directory, list[tuple[str, dict[str, li
         view += [(e.dn, dict(e.attributes)) for e in entries]
     assert len(view) == 56
     pool = sorted({v for _, attrs in view for vs in attrs.values() for v in vs if len(v) < 40})
+    for base in BASES:
+        KEYED[base] = sorted(
+            {(a, v) for d, attrs in view if d.endswith(base) for a in KEY_ATTRS for v in attrs.get(a, [])}
+        )
     try:
         yield directory, view, pool
     finally:
@@ -182,8 +188,12 @@ def _part(draw: st.DrawFn, pool: list[str]) -> str:
 
 @st.composite
 def _leaf(draw: st.DrawFn, pool: list[str]) -> ast.Filter:
-    kind = draw(st.integers(0, 6))
+    kind = draw(st.integers(0, 10))
     attr, value = draw(_attr()), draw(_value(pool))
+    if kind >= 7:  # the lookups that matter most: a key attribute with a value an entry holds, in any case
+        pairs = KEYED[draw(st.sampled_from(BASES))]
+        attr, v = pairs[draw(st.integers(0, len(pairs) - 1))]
+        return ast.Equality(attr, [v, v.swapcase(), v.upper(), v.lower()][draw(st.integers(0, 3))])
     if kind == 0:
         return ast.Equality(attr, value)
     if kind == 1:
