@@ -18,14 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
-from sds_registry.db import utcnow
 from sds_registry.domain import records
 from sds_registry.errors import InvalidIdentifier, Issue
 from sds_registry.ldap import dit, dn, schema
 from sds_registry.ldap.dit import EntryClass
+from sds_registry.ldap.ldif_store import Pending, Rejection, check_uniqueness, insert_records
 from sds_registry.models import AuditEvent
 from sds_registry.services.registry import CLI_ACTOR, Actor
 
@@ -51,13 +50,6 @@ IGNORED = frozenset(
     )
 )
 _CLEAN = {"nhsAs": records.clean_accredited_system, "nhsMhs": records.clean_mhs}
-BATCH = 2000
-
-
-@dataclass
-class Rejection:
-    dn: str
-    reasons: list[str]
 
 
 @dataclass
@@ -162,16 +154,19 @@ def _field(cls: EntryClass, name: str) -> dit.Field | None:
     return found
 
 
-def _to_record(cls: EntryClass, entry_dn: str, attrs: list[tuple[str, str]]) -> tuple[dict[str, Any], list[str]]:
-    """Registry fields from LDAP attributes; problems are returned as reason strings."""
+def _to_record(
+    cls: EntryClass, entry_dn: str, attrs: list[tuple[str, str]]
+) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Registry fields from LDAP attributes, problems as reason strings, and attributes we do not hold."""
     data: dict[str, Any] = {}
     problems: list[str] = []
+    unknown: list[str] = []
     for name, value in attrs:
         f = _field(cls, name)
         if f is _SKIP:
             continue
         if f is None:
-            problems.append(f"{name}: not an attribute of {cls.name} here (rule: unknown-attribute)")
+            unknown.append(name)
             continue
         if value == "":
             continue  # SDS dumps print some empty values (e.g. nhsMHSRetries); LDAP has no empty strings
@@ -185,7 +180,7 @@ def _to_record(cls: EntryClass, entry_dn: str, attrs: list[tuple[str, str]]) -> 
     try:
         rdn_value, parent_key = _split_dn(entry_dn)
     except dn.InvalidDN as exc:
-        return data, [f"dn: {exc} (rule: dn-syntax)"]
+        return data, [f"dn: {exc} (rule: dn-syntax)"], unknown
     if rdn_value is None or parent_key != cls.parent_key:
         problems.append(f"dn: must be uniqueIdentifier=<id>,{cls.parent} (rule: dn)")
     else:
@@ -194,7 +189,7 @@ def _to_record(cls: EntryClass, entry_dn: str, attrs: list[tuple[str, str]]) -> 
             problems.append(f"uniqueIdentifier: {data[cls.key_field]!r} differs from the DN (rule: rdn)")
     if cls is dit.MHS and data.get("unique_identifier") and not data.get("cpa_id"):
         data["cpa_id"] = data["unique_identifier"]
-    return data, problems
+    return data, problems, unknown
 
 
 def _split_dn(entry_dn: str) -> tuple[str | None, tuple[Any, ...]]:
@@ -222,32 +217,24 @@ def _issue_text(cls: EntryClass, issue: Issue) -> str:
 # ---- import -----------------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Pending:
-    cls: EntryClass
-    dn: str
-    values: dict[str, Any]
-    flags: list[str]
-
-
 def import_ldif(
     session: Session, source: str | Path | IO[str], lenient: bool = False, actor: Actor = CLI_ACTOR
 ) -> ImportReport:
-    """Validate every nhsAs/nhsMhs/nhsOrg entry of ``source``; store them all only if none is rejected."""
+    """Validate every nhsAs/nhsMhs/nhsOrg entry of ``source``; store them only if none is rejected.
+
+    Streams: records are checked and inserted a chunk at a time (so memory holds one chunk and the keys
+    seen so far); after the first rejection nothing more is inserted, and the caller, seeing
+    ``report.ok`` false, rolls back what was. Every entry is still checked, so the report lists them all.
+    """
     report = ImportReport()
     if isinstance(source, str | Path):
         with open(source, encoding="utf-8") as stream:
-            pending = _validate(stream, report, lenient)
+            _run_import(session, stream, report, lenient)
         name = str(source)
     else:
-        pending = _validate(source, report, lenient)
+        _run_import(session, source, report, lenient)
         name = getattr(source, "name", "<stream>")
-    _check_uniqueness(session, pending, report)
-    for p in pending:
-        report.created[p.cls.name] = report.created.get(p.cls.name, 0) + 1
-        report.flagged += bool(p.flags)
-    if report.ok and pending:
-        _insert(session, pending)
+    if report.ok and report.created:
         session.add(
             AuditEvent(
                 actor=actor.name,
@@ -263,8 +250,32 @@ def import_ldif(
     return report
 
 
-def _validate(stream: IO[str], report: ImportReport, lenient: bool) -> list[_Pending]:
-    pending: list[_Pending] = []
+CHUNK = 10000
+
+
+def _run_import(session: Session, stream: IO[str], report: ImportReport, lenient: bool) -> None:
+    seen: dict[tuple[str, str], str] = {}
+    chunk: list[Pending] = []
+    for p in _validate(stream, report, lenient):
+        chunk.append(p)
+        if len(chunk) >= CHUNK:
+            _settle_chunk(session, chunk, seen, report)
+            chunk = []
+    _settle_chunk(session, chunk, seen, report)
+
+
+def _settle_chunk(
+    session: Session, chunk: list[Pending], seen: dict[tuple[str, str], str], report: ImportReport
+) -> None:
+    report.rejected += check_uniqueness(session, chunk, seen)
+    for p in chunk:
+        report.created[p.cls.name] = report.created.get(p.cls.name, 0) + 1
+        report.flagged += bool(p.flags)
+    if report.ok and chunk:
+        insert_records(session, chunk)
+
+
+def _validate(stream: IO[str], report: ImportReport, lenient: bool) -> Iterator[Pending]:
     try:
         for entry_dn, attrs in read_entries(stream):
             cls = _classify(attrs)
@@ -272,7 +283,9 @@ def _validate(stream: IO[str], report: ImportReport, lenient: bool) -> list[_Pen
                 classes = ", ".join(v for a, v in attrs if a.lower() == "objectclass") or "none"
                 report.skipped.append((entry_dn, f"not a registry record (objectClass: {classes})"))
                 continue
-            data, problems = _to_record(cls, entry_dn, attrs)
+            data, problems, unknown = _to_record(cls, entry_dn, attrs)
+            if not lenient:
+                problems += [f"{n}: not an attribute of {cls.name} here (rule: unknown-attribute)" for n in unknown]
             try:
                 if cls is dit.ORG:
                     cleaned = records.clean_organisation(data)
@@ -284,127 +297,10 @@ def _validate(stream: IO[str], report: ImportReport, lenient: bool) -> list[_Pen
             if problems or cleaned is None:
                 report.rejected.append(Rejection(entry_dn, problems))
                 continue
-            pending.append(_Pending(cls, entry_dn, cleaned.values, cleaned.flags))
+            flags = cleaned.flags + sorted({f"{n}:unknown-attribute" for n in unknown})
+            yield Pending(cls, entry_dn, cleaned.values, flags)
     except (ValueError, UnicodeDecodeError) as exc:
         report.rejected.append(Rejection("-", [f"LDIF syntax: {exc}"]))
-    return pending
-
-
-def _existing(session: Session, column: Any, values: list[str]) -> set[str]:
-    found: set[str] = set()
-    for i in range(0, len(values), 500):
-        chunk = values[i : i + 500]
-        found.update(
-            v.lower() for v in session.scalars(select(column).where(func.lower(column).in_([c.lower() for c in chunk])))
-        )
-    return found
-
-
-def _check_uniqueness(session: Session, pending: list[_Pending], report: ImportReport) -> None:
-    """What the services check one by one, for the whole file at once (within it and against the DB)."""
-    seen: dict[tuple[str, str], str] = {}
-    bad: dict[str, list[str]] = {}
-
-    def claim(space: str, value: str | None, what: str, p: _Pending) -> None:
-        if value is None:
-            return
-        k = (space, value.lower())
-        if k in seen:
-            bad.setdefault(p.dn, []).append(f"{what}: {value!r} is also used by {seen[k]} (rule: unique)")
-        else:
-            seen[k] = p.dn
-
-    for p in pending:
-        v = p.values
-        if p.cls is dit.ORG:
-            claim("org", v["ods_code"], "uniqueIdentifier", p)
-        else:
-            claim("services", v[p.cls.key_field], "uniqueIdentifier", p)
-        if p.cls is dit.MHS:
-            claim("cpa", v["cpa_id"], "nhsMhsCPAId", p)
-            claim("pk+ia", f"{v['party_key']}\x00{v['interaction_id']}".lower(), "nhsMHSPartyKey+nhsMhsSvcIA", p)
-    checks = [
-        ("services", dit.AS.model.__table__.c.asid),
-        ("services", dit.MHS.model.__table__.c.unique_identifier),
-        ("cpa", dit.MHS.model.__table__.c.cpa_id),
-        ("org", dit.ORG.model.__table__.c.ods_code),
-    ]
-    for space, column in checks:
-        wanted = [value for (s, value) in seen if s == space]
-        for value in _existing(session, column, wanted) if wanted else ():
-            owner = seen[(space, value)]
-            bad.setdefault(owner, []).append(f"{value!r} already exists in the registry (rule: unique)")
-    pk_ia = [p for p in pending if p.cls is dit.MHS]
-    if pk_ia and session.scalar(select(func.count()).select_from(dit.MHS.model.__table__)):
-        table = dit.MHS.model.__table__
-        for p in pk_ia:
-            hit = session.scalar(
-                select(table.c.unique_identifier).where(
-                    func.lower(table.c.party_key) == p.values["party_key"].lower(),
-                    table.c.interaction_id == p.values["interaction_id"],
-                )
-            )
-            if hit:
-                bad.setdefault(p.dn, []).append(
-                    f"party key already has an MHS record ({hit}) for this interaction (rule: unique)"
-                )
-    report.rejected += [Rejection(d, reasons) for d, reasons in bad.items()]
-
-
-def _executemany(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """One DBAPI executemany of a plain INSERT (every row has every key of the first).
-
-    Not SQLAlchemy's insertmanyvalues: on psycopg its multi-thousand-placeholder statements cost more
-    to parse client-side than the insert itself; psycopg's own executemany pipelines one statement.
-    """
-    names = list(rows[0])
-    compiled = insert(table).values({n: bindparam(n) for n in names}).compile(dialect=session.get_bind().dialect)
-    if compiled.positional:
-        order = list(compiled.positiontup or ())
-        params: list[Any] = [tuple(r[n] for n in order) for r in rows]
-    else:
-        params = rows
-    session.connection().exec_driver_sql(compiled.string, params)
-
-
-def _new_ids(session: Session, table: Any, count: int) -> list[int]:
-    """Ids for ``count`` new rows: from the serial's sequence (PostgreSQL), or after max(id) (SQLite,
-    whose INTEGER PRIMARY KEY goes on from the largest id; the CLI holds the write lock: BEGIN IMMEDIATE)."""
-    if session.get_bind().dialect.name == "postgresql":
-        seq = session.scalar(select(func.pg_get_serial_sequence(table.name, "id")))
-        return list(session.scalars(select(func.nextval(seq)).select_from(func.generate_series(1, count))))
-    start = int(session.scalar(select(func.coalesce(func.max(table.c.id), 0))) or 0) + 1
-    return list(range(start, start + count))
-
-
-def _insert(session: Session, pending: list[_Pending]) -> None:
-    now = utcnow()
-    for cls in dit.ENTRY_CLASSES:
-        mine = [p for p in pending if p.cls is cls]
-        table = cls.model.__table__
-        columns = [c.name for c in table.c if c.name not in ("id", "version", "created_at", "updated_at", "flags")]
-        children = [f for f in cls.fields if f.child is not None]
-        for i in range(0, len(mine), BATCH):
-            batch = mine[i : i + BATCH]
-            ids = _new_ids(session, table, len(batch))
-            rows = []
-            for row_id, p in zip(ids, batch, strict=True):
-                row = {c: p.values.get(c) for c in columns}
-                if cls is dit.ORG and row.get("org_type") is None:
-                    row["org_type"] = "GP Practice"
-                row.update(id=row_id, version=1, created_at=now, updated_at=now, flags=" ".join(p.flags) or None)
-                rows.append(row)
-            _executemany(session, table, rows)
-            for f in children:
-                assert f.child is not None
-                child, fk, value = f.child[0].__table__, f.child[1], f.child[2]
-                child_rows = [
-                    {fk: row_id, "position": pos, value: v}
-                    for row_id, p in zip(ids, batch, strict=True)
-                    for pos, v in enumerate(p.values.get(f.field) or [])
-                ]
-                if child_rows:
-                    _executemany(session, child, child_rows)
 
 
 from sds_registry.ldap.ldif_export import export_ldif, ldif_line  # noqa: E402  (re-exported)

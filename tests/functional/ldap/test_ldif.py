@@ -180,3 +180,46 @@ def test_export_reimports_identically_and_loads_into_slapd(db: Engine, tmp_path:
     d.close()
     assert code == 0 and result.code == 0
     assert support.normalise(entries) == support.normalise([(e.dn, dict(e.attributes)) for e in ours])
+
+
+def test_lenient_keeps_records_with_attributes_we_do_not_hold(db: Engine) -> None:
+    entry = as_entry("012345678902", extra="nhsNotAThing: 1\nnhsAsACF: RBAC")
+    with make_sessionmaker(db)() as s:
+        assert not import_ldif(s, io.StringIO(entry)).ok
+        s.rollback()
+        report = import_ldif(s, io.StringIO(entry), lenient=True)
+        assert report.ok and report.flagged == 1
+        s.commit()
+        row = s.scalar(select(AccreditedSystem))
+        assert row is not None and row.flags == "nhsNotAThing:unknown-attribute" and row.acfs == ["RBAC"]
+
+
+def test_chunks_interaction_case_and_duplicates_across_chunks(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sds_registry.ldap import ldif
+
+    monkeypatch.setattr(ldif, "CHUNK", 2)
+    entries = [
+        mhs("aa01", GOOD, ia="urn:nhs:names:services:psis:MCCI_IN010000UK13"),
+        mhs("aa02", GOOD, ia="urn:nhs:names:services:psis:mcci_in010000uk13"),  # case-exact ids: no clash
+        mhs("aa03", GOOD, ia=GPC + "fhir:rest:read:patient-1"),
+        as_entry("012345678903"),
+    ]
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO("\n".join(entries)))
+        assert report.ok, report.lines()
+        s.commit()
+    assert _count(db, MessageHandlingSystem) == 3
+    later = [
+        mhs("bb01", GOOD, ia=GPC + "fhir:rest:read:location-1"),
+        as_entry("012345678904"),
+        mhs("bb02", GOOD, ia=GPC + "fhir:rest:read:location-1"),  # same party key + interaction as bb01
+        mhs("AA01", GOOD, ia=GPC + "fhir:rest:search:slot-1"),
+    ]  # RDN clashes (caseIgnore) with aa01
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO("\n".join(later)))
+        s.rollback()  # the first chunk went in before the rejections: the caller's rollback removes it
+    reasons = {r.dn.split(",")[0]: " ".join(r.reasons) for r in report.rejected}
+    assert set(reasons) == {"uniqueIdentifier=bb02", "uniqueIdentifier=AA01"}
+    assert "also used by uniqueIdentifier=bb01" in reasons["uniqueIdentifier=bb02"]
+    assert "already exists in the registry" in reasons["uniqueIdentifier=AA01"]
+    assert _count(db, MessageHandlingSystem) == 3 and _count(db, AccreditedSystem) == 1
