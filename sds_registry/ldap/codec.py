@@ -30,33 +30,20 @@ from sds_registry.ldap.ast import (
     Substrings,
 )
 
-#: Deepest filter nesting accepted (slapd's default is 1000; real clients never pass 5).
+#: Deepest filter nesting accepted; real clients never pass 5, the limit only bounds recursion.
 MAX_FILTER_DEPTH = 64
 MAX_INT = 2**31 - 1
 
-# Request tags (APPLICATION n; constructed unless noted) and the tag of the response each gets.
+# Request tags ([APPLICATION n]; unbind 0x42, delete 0x4A and abandon 0x50 are primitive, the rest constructed)
+# and the tag of the response each gets.
+# fmt: off
 BIND, UNBIND, SEARCH, MODIFY, ADD, DELETE, MODDN, COMPARE, ABANDON, EXTENDED = (
-    0x60,
-    0x42,
-    0x63,
-    0x66,
-    0x68,
-    0x4A,
-    0x6C,
-    0x6E,
-    0x50,
-    0x77,
+    0x60, 0x42, 0x63, 0x66, 0x68, 0x4A, 0x6C, 0x6E, 0x50, 0x77,
 )
 RESPONSE_TAG = {
-    BIND: 0x61,
-    SEARCH: 0x65,
-    MODIFY: 0x67,
-    ADD: 0x69,
-    DELETE: 0x6B,
-    MODDN: 0x6D,
-    COMPARE: 0x6F,
-    EXTENDED: 0x78,
+    BIND: 0x61, SEARCH: 0x65, MODIFY: 0x67, ADD: 0x69, DELETE: 0x6B, MODDN: 0x6D, COMPARE: 0x6F, EXTENDED: 0x78,
 }
+# fmt: on
 UPDATE_KINDS = {MODIFY: "modify", ADD: "add", DELETE: "delete", MODDN: "modDN"}
 
 NOTICE_OF_DISCONNECTION = "1.3.6.1.4.1.1466.20036"
