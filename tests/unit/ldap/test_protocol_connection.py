@@ -6,6 +6,8 @@ import warnings
 from dataclasses import replace
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 with warnings.catch_warnings():  # ldap3 2.9 imports names pyasn1 0.6 deprecates
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -361,3 +363,38 @@ def test_abandon_while_the_search_runs_in_a_worker_thread() -> None:
 
     directory.search = slow_search  # type: ignore[method-assign]
     assert conn.perform(work) == b""  # type: ignore[arg-type]
+
+
+def _valid_stream() -> list[bytes]:
+    from ldap3.operation.compare import compare_operation
+
+    return [
+        search(1),
+        search(2, "(&(a=1)(|(b=2)(!(c=*))))", size_limit=3),
+        search(3, controls=[paged_search_control(False, 2, b"")]),
+        bind(4),
+        message(5, "extendedReq", extended_operation(WHO_AM_I)),
+        message(6, "compareRequest", compare_operation("cn=a,o=nhs", "cn", "yes", False)),
+        bytes.fromhex("3006020107500103"),  # abandon 3
+    ]
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_any_byte_stream_in_any_chunks_yields_events_never_exceptions(data: st.DataObject) -> None:
+    """Valid requests and garbage, cut anywhere: receive_data/perform only ever return; Close is final."""
+    pieces = data.draw(st.lists(st.sampled_from(_valid_stream()) | st.binary(max_size=24), max_size=12))
+    stream = b"".join(pieces)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    conn, _ = connection()
+    closed = False
+    for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
+        events = conn.receive_data(stream[a:b])
+        if closed:
+            assert events == []
+        for ev in events:
+            if isinstance(ev, (SearchWork, CompareWork)):
+                assert isinstance(conn.perform(ev), bytes)
+            elif isinstance(ev, Close):
+                assert ev is events[-1]
+                closed = True
