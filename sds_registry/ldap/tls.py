@@ -17,6 +17,8 @@ def server_context(settings: Settings) -> ssl.SSLContext | None:
     if not settings.ldap_tls_cert:
         if settings.ldaps_bind:
             raise ConfigError("SDS_LDAPS_BIND needs SDS_LDAP_TLS_CERT (and SDS_LDAP_TLS_KEY)")
+        if settings.ldap_tls_client_ca:
+            raise ConfigError("SDS_LDAP_TLS_CLIENT_CA needs SDS_LDAP_TLS_CERT: client certificates need TLS")
         return None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2

@@ -674,3 +674,19 @@ def test_a_large_search_does_not_stall_other_clients(directory: Directory) -> No
             data += chunk
         assert data.count(b"uniqueIdentifier=") == 27
         big.close()
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"ldaps_bind": "127.0.0.1:0"},  # LDAPS without a certificate
+        {"ldap_tls_client_ca": "/nonexistent/ca.pem"},  # client CA without a certificate
+        {"ldap_tls_cert": "/nonexistent/cert.pem"},  # a certificate that cannot be read
+    ],
+)
+def test_bad_tls_configuration_fails_fast(overrides: dict[str, str]) -> None:
+    from sds_registry.errors import ConfigError
+    from sds_registry.ldap.tls import server_context
+
+    with pytest.raises(ConfigError):
+        server_context(base_settings(**overrides))
