@@ -79,75 +79,99 @@ class Directory:
         self.dialect = engine.dialect.name
         self._views = {c.name: c.view() for c in dit.ENTRY_CLASSES}
         self._plans: dict[tuple[Any, ...], Plan | None] = {}
-        self._local = threading.local()
         self._lock = threading.Lock()
-        self._held: list[Any] = []
+        self._idle: list[tuple[Any, Any]] = []
 
     # ---- connections ----------------------------------------------------------------------------------
 
-    def _connection(self) -> Any:
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            fairy = self.engine.raw_connection()
-            conn = fairy.driver_connection
-            assert conn is not None
-            if self.dialect == "postgresql":
-                conn.autocommit = True  # each search sees what was committed before it; no idle transactions
-            self._local.fairy, self._local.conn = fairy, conn
-            with self._lock:
-                self._held.append((fairy, conn))
-        return conn
+    def _acquire(self) -> tuple[Any, Any]:
+        """An idle (pool entry, DBAPI connection) pair, or a new one from the engine's pool.
 
-    def _drop_connection(self) -> None:
-        fairy = getattr(self._local, "fairy", None)
-        self._local.conn = self._local.fairy = None
-        if fairy is not None:
-            with self._lock:
-                self._held = [h for h in self._held if h[0] is not fairy]
-            try:
-                fairy.invalidate()
-            except Exception:  # noqa: BLE001 - the connection is already broken
-                log.debug("invalidate failed", exc_info=True)
+        Pairs are kept while the Directory lives (as many as searches ran at once), so a search costs no
+        pool checkout; PostgreSQL ones are in autocommit, so each search sees what was committed before it
+        and no transaction stays open.
+        """
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        fairy = self.engine.raw_connection()
+        conn = fairy.driver_connection
+        assert conn is not None
+        if self.dialect == "postgresql":
+            conn.autocommit = True
+        return fairy, conn
+
+    def _release(self, pair: tuple[Any, Any]) -> None:
+        with self._lock:
+            self._idle.append(pair)
+
+    def _give_back(self, pair: tuple[Any, Any]) -> None:
+        fairy, conn = pair
+        try:
+            if self.dialect == "postgresql":
+                conn.autocommit = False  # the pool gets it back as it lent it
+            fairy.close()
+        except Exception:  # noqa: BLE001 - closing a broken connection
+            log.debug("close failed", exc_info=True)
 
     def close(self) -> None:
-        """Give back every held connection (autocommit reset first, so the pool gets them as it lent them)."""
+        """Give every idle connection back to the engine's pool (later searches still work)."""
         with self._lock:
-            held, self._held = self._held, []
-        for fairy, conn in held:
-            try:
-                if self.dialect == "postgresql":
-                    conn.autocommit = False
-                fairy.close()
-            except Exception:  # noqa: BLE001
-                log.debug("close failed", exc_info=True)
+            idle, self._idle = self._idle, []
+        for pair in idle:
+            self._give_back(pair)
 
-    def _run(self, plan: Plan, params: dict[str, Any], deadline: float = 0.0) -> list[tuple[Any, ...]]:
-        """Execute on this thread's connection (reconnect once if it broke).
+    def _run(
+        self,
+        plan: Plan,
+        params: dict[str, Any],
+        deadline: float = 0.0,
+        setup: tuple[str, ...] = (),
+        teardown: tuple[str, ...] = (),
+    ) -> list[tuple[Any, ...]]:
+        """Execute on an idle connection (a broken one is dropped and the query retried once on another).
 
         On SQLite a progress handler stops a query that runs past ``deadline`` (time.monotonic());
         TimeLimitExceeded is raised then. (PostgreSQL queries here are index probes or bounded scans.)
         """
+        dbapi_error = self.engine.dialect.loaded_dbapi.OperationalError
         for attempt in (1, 2):
-            conn = self._connection()
+            pair = self._acquire()
+            conn = pair[1]
             watch = deadline > 0 and self.dialect == "sqlite"
             if watch:
                 conn.set_progress_handler(lambda: time.monotonic() > deadline, 20000)
             try:
                 cur = conn.cursor()
                 try:
+                    for statement in setup:
+                        cur.execute(statement)
                     cur.execute(plan.sql, plan.args(params))
-                    return list(cur.fetchall())
+                    rows = list(cur.fetchall())
+                    for statement in teardown:
+                        cur.execute(statement)
                 finally:
                     cur.close()
-            except self.engine.dialect.loaded_dbapi.OperationalError as exc:
-                if watch and "interrupted" in str(exc):
-                    raise TimeLimitExceeded from None
-                self._drop_connection()
-                if attempt == 2:
-                    raise
-            finally:
+            except dbapi_error as exc:
                 if watch:
                     conn.set_progress_handler(None, 0)
+                if watch and "interrupted" in str(exc):
+                    self._release(pair)
+                    raise TimeLimitExceeded from None
+                try:
+                    pair[0].invalidate()
+                except Exception:  # noqa: BLE001 - already broken
+                    log.debug("invalidate failed", exc_info=True)
+                if attempt == 2:
+                    raise
+                continue
+            except BaseException:
+                self._release(pair)
+                raise
+            if watch:
+                conn.set_progress_handler(None, 0)
+            self._release(pair)
+            return rows
         raise AssertionError("unreachable")
 
     # ---- plans ----------------------------------------------------------------------------------------
@@ -333,7 +357,7 @@ class Directory:
             self._plans[("orgs?",)] = plan
         return bool(self._run(plan, {}))
 
-    def explain(self, request: ast.SearchRequest) -> dict[str, list[str]]:
+    def explain(self, request: ast.SearchRequest, prefer_index: bool = False) -> dict[str, list[str]]:
         """The database's query plan for each entry-class query a subtree search of ``request.filter``
         runs (EXPLAIN QUERY PLAN / EXPLAIN), by object class: to check that lookups are index probes."""
         key, params = filters.prepare(request.filter, self.dialect)
@@ -345,8 +369,10 @@ class Directory:
                 continue
             prefix = "EXPLAIN QUERY PLAN " if self.dialect == "sqlite" else "EXPLAIN "
             explained = Plan(prefix + plan.sql, plan.positional, plan.defaults, plan.build, False)
+            pg_index = prefer_index and self.dialect == "postgresql"  # tiny tables: may an index answer?
+            setup, teardown = (("SET enable_seqscan = off",), ("RESET enable_seqscan",)) if pg_index else ((), ())
             out[cls.name] = [
                 str(row[-1] if self.dialect == "sqlite" else row[0])
-                for row in self._run(explained, {**params, "lim": 2**31 - 1})
+                for row in self._run(explained, {**params, "lim": 2**31 - 1}, 0.0, setup, teardown)
             ]
         return out
