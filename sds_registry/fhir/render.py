@@ -93,12 +93,21 @@ def _present(value: object) -> bool:
     return value is not None and value != "" and not (isinstance(value, str) and not value.strip())
 
 
+class _Identifier(dict[str, str]):
+    """``{"system": ..., "value": ...}``: a plain dict to every reader; the emitter writes it from a template."""
+
+
+class _ReferenceExtension(dict[str, Any]):
+    """``{"url": ..., "valueReference": {"identifier": {...}}}``, written from a template (a Device can carry
+    hundreds of these)."""
+
+
 def _identifier(system: str, value: str) -> dict[str, str]:
-    return {"system": system, "value": value}
+    return _Identifier(system=system, value=value)
 
 
 def _reference_extension(url: str, system: str, value: str) -> Resource:
-    return {"url": url, "valueReference": {"identifier": {"system": system, "value": value}}}
+    return _ReferenceExtension(url=url, valueReference={"identifier": {"system": system, "value": value}})
 
 
 def device(record: DeviceRecord, resource_id: str) -> Resource:
@@ -244,6 +253,34 @@ def operation_outcome(status: int, correlation_id: str, message: str | None = No
 # ---- JSON text ----------------------------------------------------------------------------------------------
 
 
+_TEMPLATES: dict[tuple[Any, ...], tuple[str, str]] = {}
+
+
+def _template(value: dict[str, Any], indents: list[str], level: int) -> tuple[str, str] | None:
+    """(text before the value, text after it) for the fixed-shape dicts, built once per shape and level."""
+    if type(value) is _ReferenceExtension:
+        identifier = value["valueReference"]["identifier"]
+        key: tuple[Any, ...] = ("ext", value["url"], identifier["system"], id(indents), level)
+        found = _TEMPLATES.get(key)
+        if found is None:
+            i0, i1, i2, i3 = indents[level:level + 4]
+            found = _TEMPLATES[key] = (
+                "{" + i1 + '"url": ' + encode_basestring_ascii(value["url"]) + "," + i1 + '"valueReference": {'
+                + i2 + '"identifier": {' + i3 + '"system": ' + encode_basestring_ascii(identifier["system"]) + ","
+                + i3 + '"value": ', i2 + "}" + i1 + "}" + i0 + "}")
+        return found
+    if type(value) is _Identifier:
+        key = ("id", value["system"], id(indents), level)
+        found = _TEMPLATES.get(key)
+        if found is None:
+            i0, i1 = indents[level:level + 2]
+            found = _TEMPLATES[key] = (
+                "{" + i1 + '"system": ' + encode_basestring_ascii(value["system"]) + "," + i1 + '"value": ',
+                i0 + "}")
+        return found
+    return None
+
+
 def _emit(value: Any, out: list[str], indents: list[str], level: int) -> None:
     """Append ``value`` as json.dumps(indent=...) writes it at nesting ``level`` (ensure_ascii, no sorting)."""
     if isinstance(value, str):
@@ -252,6 +289,13 @@ def _emit(value: Any, out: list[str], indents: list[str], level: int) -> None:
         if not value:
             out.append("{}")
             return
+        if type(value) is not dict:
+            template = _template(value, indents, level)
+            if template is not None:
+                inner_value = value["valueReference"]["identifier"]["value"] if type(
+                    value) is _ReferenceExtension else value["value"]
+                out.append(template[0] + encode_basestring_ascii(inner_value) + template[1])
+                return
         inner = indents[level + 1]
         separator = "{" + inner
         for key, item in value.items():

@@ -190,6 +190,26 @@ _MHS_VIEW_COLUMNS = (
 )
 _AS_VIEW_COLUMNS = ("asid", "ods_code", "party_key", "manufacturer_org")
 _view_statements: dict[tuple[str, ...], Any] = {}
+_compiled_sql: dict[tuple[int, str], tuple[str, tuple[str, ...] | None]] = {}
+
+
+def _fetch(session: Session, stmt: Any, params: dict[str, Any]) -> list[Any]:
+    """Rows of a cached statement straight from the DBAPI cursor of the Session's own connection (and
+    transaction): no Result or Row objects on the hot path. SQL compiled once per dialect."""
+    connection = session.connection()
+    key = (id(stmt), connection.dialect.name)
+    entry = _compiled_sql.get(key)
+    if entry is None:
+        compiled = stmt.compile(dialect=connection.dialect)
+        order = tuple(compiled.positiontup) if compiled.positiontup else None
+        entry = _compiled_sql[key] = (str(compiled), order)
+    sql, order = entry
+    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, tuple(params[name] for name in order) if order is not None else params)
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
 
 
 def _mhs_view_statement(filters: tuple[str, ...]) -> Any:
@@ -234,7 +254,7 @@ def find_mhs_views(
     params = {"ods_code": ods_code, "interaction_id": interaction_id,
               "party_key": party_key.lower() if party_key is not None else None}
     filters = tuple(name for name, value in params.items() if value is not None)
-    rows = session.execute(_mhs_view_statement(filters), {k: params[k] for k in filters}).all()
+    rows = _fetch(session, _mhs_view_statement(filters), {k: params[k] for k in filters})
     views: list[MhsView] = []
     current: int | None = None
     scalars: tuple[Any, ...] = ()
@@ -299,7 +319,7 @@ def find_accredited_system_views(
               "party_key": party_key.lower() if party_key is not None else None,
               "manufacturer_org": manufacturer_org}
     filters = tuple(name for name, value in params.items() if value is not None)
-    rows = session.execute(_as_view_statement(filters), {k: params[k] for k in filters}).all()
+    rows = _fetch(session, _as_view_statement(filters), {k: params[k] for k in filters})
     views: list[AsView] = []
     current: int | None = None
     scalars: tuple[Any, ...] = ()

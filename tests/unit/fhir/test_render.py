@@ -129,6 +129,16 @@ def test_dumps_is_json_dumps(value: Any, indent: int) -> None:
     assert render.dumps(value, indent) == json.dumps(value, indent=indent)
 
 
+def test_templated_elements_write_as_json_dumps() -> None:
+    record = MhsRecord(ods_code="Y\u00e9S", party_key='P"K', fqdn="f", cpa_id="c", unique_identifier="u",
+                       interaction_id="urn:\u2028x", retries=3, endpoints=["https://a.example"])
+    device = render.device(AsRecord(asid="1", party_key="k", manufacturer_org="m", interactions=["a", "b\\"],
+                                    clients=["c"]), "X")
+    for value in (render.endpoints(record, lambda: "X"), device, [[device]], {"a": {"b": [device]}}):
+        for indent in (2, 4):
+            assert render.dumps(value, indent) == json.dumps(value, indent=indent)
+
+
 def test_dumps_matches_the_national_files() -> None:
     for path in (NATIONAL / "integration-test-expected").glob("*.json"):
         value = json.loads(path.read_text())
@@ -141,8 +151,8 @@ def test_iter_bundle_joins_to_the_bundle(count: int) -> None:
                  for n in range(count)]
     head = render.bundle_head("B", count, "http://h/Device?organization=x|y")
     chunks = list(render.iter_bundle(head, "http://h/Device", iter(resources), chunk=1000))
-    assert "".join(chunks) == render.dumps(render.bundle("B", "http://h/Device", "http://h/Device?organization=x|y",
-                                                         resources))
+    whole = render.bundle("B", "http://h/Device", "http://h/Device?organization=x|y", resources)
+    assert "".join(chunks) == render.dumps(whole) == json.dumps(whole, indent=2)
     if count == 40:
         assert len(chunks) > 5
 
