@@ -361,7 +361,7 @@ class Directory:
         """The database's query plan for each entry-class query a subtree search of ``request.filter``
         runs (EXPLAIN QUERY PLAN / EXPLAIN), by object class: to check that lookups are index probes."""
         key, params = filters.prepare(request.filter, self.dialect)
-        sel = dit.selection(request.attributes)
+        sel = dit.selection(tuple(request.attributes))
         out: dict[str, list[str]] = {}
         for cls in dit.ENTRY_CLASSES:
             plan = self._plan(cls, "all", key, sel)

@@ -9,8 +9,9 @@ registry field it is stored in; the LDIF importer/exporter and the filter views 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from sds_registry.ldap import dn, schema
@@ -208,7 +209,8 @@ class Selection:
         return (self.all_user, self.all_operational, tuple(sorted(self.names)))
 
 
-def selection(requested: Sequence[str]) -> Selection:
+@lru_cache(maxsize=512)
+def selection(requested: tuple[str, ...]) -> Selection:
     """``*`` all user attributes (also an empty list), ``+`` all operational ones, ``1.1`` none when alone;
     names in any case or as OIDs; unknown names ignored."""
     all_user = not requested or any(a == "*" for a in requested)

@@ -37,7 +37,7 @@ class _Collector:
     def __init__(self, d: Directory, req: ast.SearchRequest, size_limit: int, time_limit: float) -> None:
         self.d = d
         self.req = req
-        self.sel: Selection = dit.selection(req.attributes)
+        self.sel: Selection = dit.selection(tuple(req.attributes))
         self.limit = size_limit if size_limit > 0 else 0
         self.deadline = time.monotonic() + time_limit if time_limit > 0 else 0.0
         self.entries: list[ast.SearchEntry] = []
