@@ -37,40 +37,60 @@ def _write(stream: IO[str], entry_dn: str, attrs: list[tuple[str, list[str]]]) -
     stream.write("\n")
 
 
+CHUNK = 5000
+
+
 def export_ldif(session: Session, stream: IO[str]) -> int:
     """Write o=nhs, ou=Services, every nhsAs and nhsMhs entry, then ou=Organisations and its nhsOrg
-    entries (when there are any). Returns the number of entries written."""
+    entries (when there are any). Returns the number of entries written. Reads CHUNK rows at a time
+    (keyset on id) with their child values, so memory stays flat however big the directory is."""
     _write(stream, dit.BASE, [("objectClass", ["top", "organization"]), ("o", ["nhs"])])
     _write(stream, dit.SERVICES, [("objectClass", ["top", "organizationalUnit"]), ("ou", ["Services"])])
     count = 2
     for cls in dit.ENTRY_CLASSES:
         table = cls.model.__table__
-        rows = session.execute(select(table).order_by(table.c.id)).mappings().all()
-        if cls is dit.ORG and rows:
-            _write(
-                stream, dit.ORGANISATIONS, [("objectClass", ["top", "organizationalUnit"]), ("ou", ["Organisations"])]
+        last = 0
+        while True:
+            rows = (
+                session.execute(select(table).where(table.c.id > last).order_by(table.c.id).limit(CHUNK))
+                .mappings()
+                .all()
             )
-            count += 1
-        lists: dict[str, dict[int, list[str]]] = {}
-        for f in cls.fields:
-            if f.child is not None:
-                child = f.child[0].__table__
-                grouped: dict[int, list[str]] = {}
-                for fk, value in session.execute(
-                    select(child.c[f.child[1]], child.c[f.child[2]]).order_by(child.c[f.child[1]], child.c.position)
-                ):
-                    grouped.setdefault(fk, []).append(value)
-                lists[f.field] = grouped
-        for row in rows:
-            attrs: list[tuple[str, list[str]]] = [("objectClass", list(cls.classes))]
-            for f in cls.fields:
-                if f.child is not None:
-                    values = lists[f.field].get(row["id"], [])
-                else:
-                    v = row[f.field]
-                    values = [] if v is None else [str(v)]
-                if values:
-                    attrs.append((f.attr, values))
-            _write(stream, cls.dn_of(row[cls.key_field]), attrs)
-            count += 1
+            if not rows:
+                break
+            if cls is dit.ORG and last == 0:
+                ou = [("objectClass", ["top", "organizationalUnit"]), ("ou", ["Organisations"])]
+                _write(stream, dit.ORGANISATIONS, ou)
+                count += 1
+            ids = [row["id"] for row in rows]
+            lists = _child_values(session, cls, ids)
+            for row in rows:
+                attrs: list[tuple[str, list[str]]] = [("objectClass", list(cls.classes))]
+                for f in cls.fields:
+                    if f.child is not None:
+                        values = lists[f.field].get(row["id"], [])
+                    else:
+                        v = row[f.field]
+                        values = [] if v is None else [str(v)]
+                    if values:
+                        attrs.append((f.attr, values))
+                _write(stream, cls.dn_of(row[cls.key_field]), attrs)
+                count += 1
+            last = ids[-1]
     return count
+
+
+def _child_values(session: Session, cls: dit.EntryClass, ids: list[int]) -> dict[str, dict[int, list[str]]]:
+    """field -> parent id -> values in position order, for the multi-valued attributes of ``ids``."""
+    lists: dict[str, dict[int, list[str]]] = {}
+    for f in cls.fields:
+        if f.child is None:
+            continue
+        child = f.child[0].__table__
+        fk = child.c[f.child[1]]
+        grouped: dict[int, list[str]] = {}
+        query = select(fk, child.c[f.child[2]]).where(fk.between(ids[0], ids[-1])).order_by(fk, child.c.position)
+        for parent, value in session.execute(query):
+            grouped.setdefault(parent, []).append(value)
+        lists[f.field] = grouped
+    return lists
