@@ -111,8 +111,8 @@ def read_entries(stream: IO[str]) -> Iterator[tuple[str, list[tuple[str, str]]]]
         else:
             value = rest.lstrip(" ")
         if dn_text is None:
-            if name.lower() == "version":
-                continue
+            if name.lower() in ("version", "search", "result", "text", "matched"):
+                continue  # the LDIF version line; the result trailer plain ldapsearch (without -LLL) prints
             if name.lower() != "dn":
                 raise ValueError(f"record does not start with dn: {line[:80]!r}")
             dn_text = value

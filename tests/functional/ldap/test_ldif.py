@@ -223,3 +223,107 @@ def test_chunks_interaction_case_and_duplicates_across_chunks(db: Engine, monkey
     assert "also used by uniqueIdentifier=bb01" in reasons["uniqueIdentifier=bb02"]
     assert "already exists in the registry" in reasons["uniqueIdentifier=AA01"]
     assert _count(db, MessageHandlingSystem) == 3 and _count(db, AccreditedSystem) == 1
+
+
+REAL_DUMP = """# extended LDIF
+#
+# LDAPv3
+# base <ou=services,o=nhs> with scope subtree
+# filter: (|(objectclass=nhsas)(objectclass=nhsmhs))
+# requesting: + *
+#
+
+# 200000000149, Services, nhs
+dn: uniqueIdentifier=200000000149,ou=Services,o=nhs
+objectClass: nhsas
+objectClass: top
+nhsProductKey: 10830
+nhsMhsManufacturerOrg: YGM24
+nhsMHSPartyKey: YGM24-820388
+nhsAsClient: M85019
+nhsIDCode: M85019
+uniqueIdentifier: 200000000149
+nhsProductName: SystmOne
+nhsProductVersion: 6.01 Core + EPS2 + GP2GP (AS)
+nhsDateRequested: 20150302141231
+nhsDateApproved: 20150302145732
+nhsAsSvcIA: urn:nhs:names:services:gp2gp:RCMR_IN010000UK05
+nhsAsSvcIA: urn:nhs:names:services:pds:PRPA_IN060000UK30
+nhsAsSvcIA: urn:oasis:names:tc:ebxml-msg:service:Acknowledgment
+nhsTempUid: 9713
+entryUUID: 1c3b6fd2-0a55-4f0e-8d7c-1e6a2b1d2c3f
+creatorsName: cn=Directory Manager,cn=Root DNs,cn=config
+createTimestamp: 20150302145733Z
+structuralObjectClass: nhsAs
+hasSubordinates: FALSE
+subschemaSubentry: cn=schema
+entryDN: uniqueidentifier=200000000149,ou=services,o=nhs
+
+# S918999410559, Services, nhs
+dn: uniqueIdentifier=S918999410559,ou=Services,o=nhs
+objectClass: top
+objectClass: nhsMhs
+uniqueIdentifier: S918999410559
+nhsMhsCPAId: S918999410559
+nhsIDCode: ODSCODE1
+nhsMHSPartyKey: AP4RTY-12345
+nhsMhsSvcIA: urn:nhs:names:services:psis:MCCI_IN010000UK13
+nhsMHsSN: urn:nhs:names:services:psis
+nhsMHsIN: MCCI_IN010000UK13
+nhsMHSEndPoint: https://vpn-client-1411.opentest.hscic.gov.uk/
+nhsMhsFQDN: vpn-client-1411.opentest.hscic.gov.uk
+nhsEPInteractionType: HL7
+nhsMHSIsAuthenticated: transient
+nhsMHSSyncReplyMode: MSHSignalsOnly
+nhsMHSAckRequested: always
+nhsMHSDuplicateElimination: always
+nhsMHSPersistDuration: PT5M
+nhsMHSRetries: 2
+nhsMHSRetryInterval: PT1M
+nhsMHSActor: urn:oasis:names:tc:ebxml-msg:actor:toPartyMSH
+nhsMHSServiceDescription:: T3BlblRlc3QgdnBuLWNsaWVudC0xNDExLm9wZW50ZXN0Lmhz
+ Y2ljLmdvdi51aw==
+nhsProductKey: 7374
+nhsContractPropertyTemplateKey: 28
+nhsDateRequested: 20140130190147
+nhsDateApproved: 20140130191012
+nhsDateDNSApproved: 20140130191235
+nhsRequestorURP: uniqueIdentifier=331622135514,uniqueIdentifier=747394079517,
+ uid=828249614516,ou=people,o=nhs
+
+# search result
+search: 2
+result: 0 Success
+
+# numResponses: 3
+# numEntries: 2
+"""
+
+
+def test_a_real_ldapsearch_dump_with_operational_attributes(db: Engine) -> None:
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO(REAL_DUMP))
+        assert report.ok, report.lines()
+        s.commit()
+    d = Directory(db, Settings())
+    req = ast.SearchRequest(
+        "ou=services, o=nhs",
+        ast.Scope.SUB,
+        ast.DerefAliases.NEVER,
+        0,
+        0,
+        False,
+        ast.Equality("nhsMhsCPAId", "S918999410559"),
+        ("nhsMHSServiceDescription", "nhsRequestorURP", "nhsMHSRetries"),
+    )
+    entries, _ = d.search(req, 0, 0)
+    d.close()
+    assert [dict(e.attributes) for e in entries] == [
+        {
+            "nhsMHSRetries": ["2"],
+            "nhsRequestorURP": [
+                "uniqueIdentifier=331622135514,uniqueIdentifier=747394079517,uid=828249614516,ou=people,o=nhs"
+            ],
+            "nhsMHSServiceDescription": ["OpenTest vpn-client-1411.opentest.hscic.gov.uk"],
+        }
+    ]
