@@ -55,7 +55,7 @@ class Settings:
     ssp_connect_to: str = ""
     ssp_workers: int = 2
     ssp_threads: int = 16
-    ssp_provider_pool_size: int = 64  #: keep-alive connections to providers per SSP worker
+    ssp_provider_pool_size: int = 16  #: keep-alive connections to providers per SSP request thread
     ssp_audit_batch: int = 200  #: decisions written per INSERT by the audit writer
     log_level: str = "INFO"
     extra: Mapping[str, Any] = field(default_factory=dict)

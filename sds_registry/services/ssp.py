@@ -110,43 +110,47 @@ def target_under_endpoint(target_url: str, endpoint: str) -> bool:
     return rest == "" or rest[0] in "/?"
 
 
+_AS = AccreditedSystem
+_MHS = MessageHandlingSystem
+#: Sender facts in one probe: its organisation, whether it is accredited for the interaction, and whether
+#: the certificate CN is the FQDN of one of its party key's MHS records.
 _SENDER = (
     select(
-        AccreditedSystem.ods_code,
-        AccreditedSystem.party_key,
+        _AS.ods_code,
         select(AsInteraction.as_id)
-        .where(AsInteraction.as_id == AccreditedSystem.id, AsInteraction.interaction_id == bindparam("interaction"))
+        .where(AsInteraction.as_id == _AS.id, AsInteraction.interaction_id == bindparam("interaction"))
         .exists()
         .label("accredited"),
+        select(_MHS.id)
+        .where(func.lower(_MHS.party_key) == func.lower(_AS.party_key),
+               func.lower(_MHS.fqdn) == func.lower(bindparam("cn")))
+        .exists()
+        .label("cn_registered"),
     )
-    .where(AccreditedSystem.asid == bindparam("asid"))
+    .where(_AS.asid == bindparam("asid"))
     .limit(1)
 )
+#: Receiver facts in one probe: each endpoint of its MHS record for the interaction, and whether an
+#: agreement covers the sender's organisation -> the receiver's.
 _RECEIVER = (
-    select(AccreditedSystem.ods_code, MessageHandlingSystem.cpa_id, MhsEndpoint.url)
-    .select_from(AccreditedSystem)
-    .join(
-        MessageHandlingSystem,
-        and_(
-            MessageHandlingSystem.interaction_id == bindparam("interaction"),
-            func.lower(MessageHandlingSystem.party_key) == func.lower(AccreditedSystem.party_key),
-        ),
+    select(
+        _AS.ods_code,
+        _MHS.cpa_id,
+        MhsEndpoint.url,
+        select(DataSharingAgreement.id)
+        .where(
+            DataSharingAgreement.consumer_ods.in_([bindparam("consumer"), "*"]),
+            DataSharingAgreement.provider_ods.in_([_AS.ods_code, "*"]),
+        )
+        .exists()
+        .label("agreed"),
     )
-    .outerjoin(MhsEndpoint, MhsEndpoint.mhs_id == MessageHandlingSystem.id)
-    .where(AccreditedSystem.asid == bindparam("asid"))
-    .order_by(MessageHandlingSystem.id, MhsEndpoint.position)
-)
-_AGREEMENT = (
-    select(DataSharingAgreement.id)
-    .where(
-        DataSharingAgreement.consumer_ods.in_([bindparam("consumer"), "*"]),
-        DataSharingAgreement.provider_ods.in_([bindparam("provider"), "*"]),
-    )
-    .limit(1)
-)
-_SENDER_FQDNS = select(MessageHandlingSystem.fqdn).where(
-    func.lower(MessageHandlingSystem.party_key) == func.lower(bindparam("party_key")),
-    MessageHandlingSystem.fqdn.is_not(None),
+    .select_from(_AS)
+    .join(_MHS, and_(_MHS.interaction_id == bindparam("interaction"),
+                     func.lower(_MHS.party_key) == func.lower(_AS.party_key)))
+    .outerjoin(MhsEndpoint, MhsEndpoint.mhs_id == _MHS.id)
+    .where(_AS.asid == bindparam("asid"))
+    .order_by(_MHS.id, MhsEndpoint.position)
 )
 
 
@@ -185,15 +189,17 @@ def decide(
     if method != interaction.http_method:
         return refuse(405, "not-supported", f"METHOD_{method}_NOT_ALLOWED_FOR_INTERACTION", shape="405")
 
-    sender = session.execute(_SENDER, {"asid": from_asid, "interaction": interaction_id}).first()
+    # Core statements on the Session's connection: the same transaction, without ORM row processing.
+    conn = session.connection()
+    sender = conn.execute(_SENDER, {"asid": from_asid, "interaction": interaction_id,
+                                    "cn": request.client_cn or ""}).first()
     if sender is None or not sender.accredited:
         return refuse(403, "forbidden", f"ASID_CHECK_FAILED_MESSAGESENDER_{from_asid}")
-    if request.mutual_tls:
-        fqdns = {f.lower() for f in session.scalars(_SENDER_FQDNS, {"party_key": sender.party_key}) if f}
-        if not request.client_cn or request.client_cn.lower() not in fqdns:
-            return refuse(495, "security", f"FQDN_CHECK_FAILED_MESSAGESENDER_{from_asid}")
+    if request.mutual_tls and not (request.client_cn and sender.cn_registered):
+        return refuse(495, "security", f"FQDN_CHECK_FAILED_MESSAGESENDER_{from_asid}")
 
-    rows = session.execute(_RECEIVER, {"asid": to_asid, "interaction": interaction_id}).all()
+    rows = conn.execute(_RECEIVER, {"asid": to_asid, "interaction": interaction_id,
+                                    "consumer": sender.ods_code}).all()
     if not rows:
         return refuse(403, "forbidden", f"PARTYKEY_INTERACTION_CHECK_FAILED_MESSAGERECEIVER_{to_asid}")
     matched = next((r for r in rows if r.url is not None and target_under_endpoint(request.target_url, r.url)), None)
@@ -203,8 +209,7 @@ def decide(
             400, "invalid",
             f"ENDPOINT_{first.url or ''}_CPAID_{first.cpa_id}_VARIES_FROM_TARGETURL_{request.target_url}",
         )
-
-    if session.execute(_AGREEMENT, {"consumer": sender.ods_code, "provider": matched.ods_code}).first() is None:
+    if not matched.agreed:
         return refuse(403, "forbidden", f"FOT_CHECK_FAILED_MESSAGESENDER_{from_asid}_MESSAGERECEIVER_{to_asid}")
 
     token = auth.bearer_token(request.header("Authorization"))

@@ -22,11 +22,13 @@
 
 from __future__ import annotations
 
+import binascii
+import json
 import re
 from collections.abc import Mapping
 from typing import Any
 
-import jwt
+from jwt.utils import base64url_decode
 
 from sds_registry.domain.interactions import Interaction
 
@@ -83,11 +85,16 @@ def _first_broken_rule(
 ) -> str | None:
     if not _SHAPE.fullmatch(token):
         return "NOT_THREE_BASE64URL_PARTS_WITH_EMPTY_SIGNATURE"
+    # Unsecured JWT (alg "none"): no signature to verify, and _SHAPE has already checked the base64url
+    # alphabet, so pyjwt's decoding helper and json suffice. (jwt.decode(..., verify_signature=False) gives
+    # the same answer but re-checks the alphabet character by character in Python: a quarter of the
+    # SSP's CPU per request.)
+    head, body, _ = token.split(".")
     try:
-        header = jwt.get_unverified_header(token)
-        # Unsecured JWT (alg "none"): there is no signature to verify; the claim rules below are ours.
-        claims = jwt.decode(token, options={"verify_signature": False})
-    except jwt.PyJWTError:
+        header, claims = json.loads(base64url_decode(head)), json.loads(base64url_decode(body))
+    except (ValueError, binascii.Error):
+        return "NOT_JSON"
+    if not isinstance(header, dict) or not isinstance(claims, dict):
         return "NOT_JSON"
     if header.get("alg") != "none":
         return "ALG_NOT_NONE"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -160,17 +161,33 @@ class SspApp:
         self.audit = writer_for(self.engine, batch=settings.ssp_audit_batch)
         timeout = settings.ssp_provider_timeout
         self.timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
-        self.pool = httpcore.ConnectionPool(
-            ssl_context=provider_ssl_context(settings),
-            max_connections=settings.ssp_provider_pool_size,
-            max_keepalive_connections=settings.ssp_provider_pool_size,
-            keepalive_expiry=60.0,
-            network_backend=ConnectTo(parse_connect_to(settings.ssp_connect_to)),
-        )
+        self._ssl_context = provider_ssl_context(settings)
+        self._backend = ConnectTo(parse_connect_to(settings.ssp_connect_to))
+        self._local = threading.local()
+        self._pools: list[httpcore.ConnectionPool] = []
+        self._pools_lock = threading.Lock()
+
+    @property
+    def pool(self) -> httpcore.ConnectionPool:
+        """This thread's keep-alive pool. One per request thread: httpcore's pool scans its connections under
+        one lock for every request, which serialises the threads when they share a pool."""
+        pool: httpcore.ConnectionPool | None = getattr(self._local, "pool", None)
+        if pool is None:
+            size = self.settings.ssp_provider_pool_size
+            pool = httpcore.ConnectionPool(
+                ssl_context=self._ssl_context, max_connections=size, max_keepalive_connections=size,
+                keepalive_expiry=60.0, network_backend=self._backend,
+            )
+            self._local.pool = pool
+            with self._pools_lock:
+                self._pools.append(pool)
+        return pool
 
     def close(self) -> None:
         self.audit.close()
-        self.pool.close()
+        with self._pools_lock:
+            for pool in self._pools:
+                pool.close()
         self.engine.dispose()
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
