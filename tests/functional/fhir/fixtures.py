@@ -77,6 +77,12 @@ class Surrogates:
             return value
         return self._make("asid", value, lambda n: f"99{n:010d}")
 
+    def fit(self, value: Any, length: int) -> Any:
+        """``value`` if the column (VARCHAR(length)) holds it, else a short surrogate."""
+        if not isinstance(value, str) or len(value) <= length:
+            return value
+        return self._make(f"fit{length}", value, lambda n: f"S{n:0{length - 1}d}"[:length])
+
     def ods(self, value: str) -> str:
         return value if len(value) <= 9 else self._make("ods", value, lambda n: f"QZ{n:05d}")
 
@@ -168,6 +174,11 @@ def _reliability(resource: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+#: VARCHAR lengths of the nhsMhs reliability columns (models/message_handling.py).
+COLUMN_LENGTHS = {"sync_reply_mode": 30, "ack_requested": 10, "duplicate_elimination": 10, "persist_duration": 30,
+                  "retry_interval": 30}
+
+
 def _without_address(resource: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in resource.items() if k not in ("id", "address")}, sort_keys=True)
 
@@ -215,7 +226,8 @@ def load_endpoint_records(session: Session, endpoints: list[dict[str, Any]], sur
             "fqdn": _ident(first, render.FQDN_SYSTEM),
             "cpa_id": surrogates.unique("cpa", cpa_id, ids) if cpa_id != mhs_id else None,
             "unique_identifier": surrogates.unique("cpa", mhs_id, ids),
-            **_reliability(first),
+            **{name: surrogates.fit(value, COLUMN_LENGTHS.get(name, 10**6))
+               for name, value in _reliability(first).items()},
         }
         if record["cpa_id"] is None:
             record["cpa_id"] = record["unique_identifier"]
