@@ -99,6 +99,9 @@ class Directory:
         assert conn is not None
         if self.dialect == "postgresql":
             conn.autocommit = True
+            limit_ms = int(self.settings.ldap_time_limit * 1000)
+            if limit_ms > 0:  # the server's own time limit bounds every query it runs
+                conn.execute(f"SET statement_timeout = {limit_ms}")
         return fairy, conn
 
     def _release(self, pair: tuple[Any, Any]) -> None:
@@ -155,7 +158,7 @@ class Directory:
             except dbapi_error as exc:
                 if watch:
                     conn.set_progress_handler(None, 0)
-                if watch and "interrupted" in str(exc):
+                if (watch and "interrupted" in str(exc)) or type(exc).__name__ == "QueryCanceled":
                     self._release(pair)
                     raise TimeLimitExceeded from None
                 try:

@@ -264,3 +264,20 @@ def test_time_limit_stops_a_long_query(directory: Directory, session: Session) -
     session.commit()
     result, found = search(directory, "o=nhs", "(nhsProductName=*x*y*z*)", ("1.1",), time_limit=1e-6)
     assert result.code == 3 and found == {}
+
+
+def test_postgresql_statement_timeout_is_the_server_time_limit(db: Engine) -> None:
+    if db.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL only")
+    from dataclasses import replace
+
+    d = Directory(db, replace(Settings(), ldap_time_limit=1))
+    try:
+        from sds_registry.ldap.directory import Plan
+        from sds_registry.ldap.search import TimeLimitExceeded
+
+        with pytest.raises(TimeLimitExceeded):
+            d._run(Plan("SELECT pg_sleep(3)", None, {}, lambda r: ("", []), False), {})
+        assert d._run(Plan("SELECT 1", None, {}, lambda r: ("", []), False), {}) == [(1,)]
+    finally:
+        d.close()
