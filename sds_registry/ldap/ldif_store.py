@@ -30,13 +30,14 @@ class Pending:
     flags: list[str]
 
 
-def _existing(session: Session, column: Any, values: list[str]) -> set[str]:
+def _existing(session: Session, column: Any, values: list[str], fold: bool) -> set[str]:
+    """Which of ``values`` the column already holds (``fold``: compared lower-cased, through the
+    lower() expression index; otherwise exactly, through the unique index)."""
     found: set[str] = set()
+    probe = func.lower(column) if fold else column
     for i in range(0, len(values), 500):
         chunk = values[i : i + 500]
-        found.update(
-            v.lower() for v in session.scalars(select(column).where(func.lower(column).in_([c.lower() for c in chunk])))
-        )
+        found.update(v.lower() if fold else v for v in session.scalars(select(column).where(probe.in_(chunk))))
     return found
 
 
@@ -60,21 +61,21 @@ def check_uniqueness(session: Session, pending: list[Pending], seen: dict[tuple[
     for p in pending:
         v = p.values
         if p.cls is dit.ORG:
-            claim("org", v["ods_code"], "uniqueIdentifier", p)
+            claim("org", v["ods_code"], "uniqueIdentifier", p, fold=False)  # ODS codes are upper case
         else:
             claim("services", v[p.cls.key_field], "uniqueIdentifier", p)
         if p.cls is dit.MHS:
-            claim("cpa", v["cpa_id"], "nhsMhsCPAId", p)
+            claim("cpa", v["cpa_id"], "nhsMhsCPAId", p, fold=False)  # caseExact, as the unique constraint
             pair = f"{v['party_key'].lower()}\x00{v['interaction_id']}"  # party key caseIgnore, interaction exact
             claim("pk+ia", pair, "nhsMHSPartyKey+nhsMhsSvcIA", p, fold=False)
     checks = [
-        ("services", dit.AS.model.__table__.c.asid),
-        ("services", dit.MHS.model.__table__.c.unique_identifier),
-        ("cpa", dit.MHS.model.__table__.c.cpa_id),
-        ("org", dit.ORG.model.__table__.c.ods_code),
+        ("services", dit.AS.model.__table__.c.asid, True),
+        ("services", dit.MHS.model.__table__.c.unique_identifier, True),
+        ("cpa", dit.MHS.model.__table__.c.cpa_id, False),
+        ("org", dit.ORG.model.__table__.c.ods_code, False),
     ]
-    for space, column in checks:
-        for value in _existing(session, column, new.get(space, [])):
+    for space, column, fold in checks:
+        for value in _existing(session, column, new.get(space, []), fold):
             bad.setdefault(seen[(space, value)], []).append(f"{value!r} already exists in the registry (rule: unique)")
     table = dit.MHS.model.__table__
     pairs = new.get("pk+ia", [])
@@ -121,8 +122,11 @@ def _new_ids(session: Session, table: Any, count: int) -> list[int]:
 
 def insert_records(session: Session, pending: list[Pending]) -> None:
     now = utcnow()
+    postgres = session.get_bind().dialect.name == "postgresql"
     for cls in dit.ENTRY_CLASSES:
         mine = [p for p in pending if p.cls is cls]
+        if not mine:
+            continue
         table = cls.model.__table__
         columns = [c.name for c in table.c if c.name not in ("id", "version", "created_at", "updated_at", "flags")]
         children = [f for f in cls.fields if f.child is not None]
@@ -147,3 +151,8 @@ def insert_records(session: Session, pending: list[Pending]) -> None:
                 ]
                 if child_rows:
                     _executemany(session, child, child_rows)
+        if postgres:
+            # Fresh statistics for the next chunk's checks: without them the planner takes a table it
+            # just saw empty for a tiny one, and the uniqueness probes stop using their indexes.
+            for name in [table.name, *(f.child[0].__tablename__ for f in children if f.child is not None)]:
+                session.connection().exec_driver_sql(f"ANALYZE {name}")
