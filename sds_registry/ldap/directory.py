@@ -2,9 +2,10 @@
 
 The LDAP wire layer (protocol.py) calls ``Directory.search``/``compare``; this module holds no socket
 code. Filters become SQL (filters.py) once per filter *shape* and entry class; the plan keeps the SQL
-string compiled for the engine's dialect and runs it on a per-thread DBAPI connection in autocommit
-mode, so a registration committed through the services is visible to the very next search and the
-hot GP Connect lookup costs one indexed query. Nothing is cached but SQL text, so nothing goes stale.
+string compiled for the engine's dialect and runs it on a kept DBAPI connection in autocommit mode
+(no pool checkout, no ORM), so a registration committed through the services is visible to the very
+next search and the hot GP Connect lookup costs one indexed query. Nothing is cached but SQL text
+(entries are rebuilt from each query's rows), so nothing can go stale.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from typing import Any
 
 from sqlalchemy import Integer, String, bindparam, case, func, literal_column, select
@@ -28,8 +30,6 @@ from sds_registry.ldap.search import TimeLimitExceeded, run_compare, run_search
 
 log = logging.getLogger(__name__)
 
-SUCCESS, TIME_LIMIT, SIZE_LIMIT, COMPARE_FALSE, COMPARE_TRUE = 0, 3, 4, 5, 6
-NO_SUCH_ATTRIBUTE, UNDEFINED_TYPE, INAPPROPRIATE_MATCHING, NO_SUCH_OBJECT, INVALID_DN = 16, 17, 18, 32, 34
 MAX_PLANS = 4096
 
 Attrs = list[tuple[str, list[str]]]
@@ -42,8 +42,7 @@ def _timestamp(value: Any) -> str:
     if isinstance(value, str):
         return value[0:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19] + "Z"
     if value.tzinfo is not None:
-        value = value.astimezone(tz=None).utctimetuple()
-        return time.strftime("%Y%m%d%H%M%SZ", value)
+        value = value.astimezone(UTC)
     return str(value.strftime("%Y%m%d%H%M%SZ"))
 
 

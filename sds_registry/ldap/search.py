@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from sds_registry.ldap import ast, dit, dn, evaluate, filters, schema
 from sds_registry.ldap.dit import EntryClass, Selection
+from sds_registry.ldap.results import ResultCode
 
 if TYPE_CHECKING:
     from sds_registry.ldap.directory import Directory
@@ -21,8 +22,15 @@ class TimeLimitExceeded(Exception):
     """A query ran past the search's time limit."""
 
 
-SUCCESS, TIME_LIMIT, SIZE_LIMIT, COMPARE_FALSE, COMPARE_TRUE = 0, 3, 4, 5, 6
-NO_SUCH_ATTRIBUTE, UNDEFINED_TYPE, INAPPROPRIATE_MATCHING, NO_SUCH_OBJECT, INVALID_DN = 16, 17, 18, 32, 34
+SUCCESS = int(ResultCode.SUCCESS)
+TIME_LIMIT = int(ResultCode.TIME_LIMIT_EXCEEDED)
+SIZE_LIMIT = int(ResultCode.SIZE_LIMIT_EXCEEDED)
+COMPARE_FALSE, COMPARE_TRUE = int(ResultCode.COMPARE_FALSE), int(ResultCode.COMPARE_TRUE)
+NO_SUCH_ATTRIBUTE = int(ResultCode.NO_SUCH_ATTRIBUTE)
+UNDEFINED_TYPE = int(ResultCode.UNDEFINED_ATTRIBUTE_TYPE)
+INAPPROPRIATE_MATCHING = int(ResultCode.INAPPROPRIATE_MATCHING)
+NO_SUCH_OBJECT = int(ResultCode.NO_SUCH_OBJECT)
+INVALID_DN = int(ResultCode.INVALID_DN_SYNTAX)
 UNLIMITED = 2**31 - 1
 
 Attrs = list[tuple[str, list[str]]]
