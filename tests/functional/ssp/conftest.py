@@ -134,7 +134,12 @@ def provider_app(environ: dict[str, Any], start_response: Any) -> Any:
         start_response("200 OK", [("Content-Type", "application/octet-stream"), ("Cache-Control", "no-store")])
         return chunks()
     length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length else b""
+    if length:
+        body = environ["wsgi.input"].read(length)
+    elif environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
+        body = environ["wsgi.input"].read()  # werkzeug has decoded the chunks
+    else:
+        body = b""
     headers = [[k[5:].replace("_", "-").title(), v] for k, v in environ.items() if k.startswith("HTTP_")]
     if environ.get("CONTENT_TYPE"):
         headers.append(["Content-Type", environ["CONTENT_TYPE"]])
@@ -167,7 +172,8 @@ class Provider:
 
 @pytest.fixture(scope="session")
 def provider(pki: Pki) -> Iterator[Provider]:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki.ca))
+    context.verify_mode = ssl.CERT_REQUIRED  # providers accept only the SSP (its client certificate)
     context.load_cert_chain(str(pki.provider[0]), str(pki.provider[1]))
     server: BaseWSGIServer = make_server("127.0.0.1", 0, provider_app, threaded=True, ssl_context=context,
                                          request_handler=_Http11)

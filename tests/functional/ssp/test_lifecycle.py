@@ -23,6 +23,7 @@ def test_plain_http_forwards_and_stops_cleanly(database_url: str, session: Sessi
     process = start_ssp({
         "SDS_DATABASE_URL": database_url, "SDS_SSP_BIND": f"127.0.0.1:{port}",
         "SDS_SSP_PROVIDER_CA": str(pki.ca),
+        "SDS_SSP_CLIENT_CERT": str(pki.ssp_client[0]), "SDS_SSP_CLIENT_KEY": str(pki.ssp_client[1]),
         "SDS_SSP_CONNECT_TO": f"{PROVIDER_FQDN}:443:127.0.0.1:{provider.port}", "SDS_SSP_WORKERS": "1",
     }, log, port)
     try:

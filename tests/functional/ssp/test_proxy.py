@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sds_registry.models import SspDecision
-from tests.functional.ssp.conftest import Pki, SspServer
+from tests.functional.ssp.conftest import Pki, Provider, SspServer, free_port, start_ssp, stop_ssp
 from tests.unit.ssp.fixtures import (
     BOOK,
     CONSUMER_ASID,
@@ -24,6 +24,7 @@ from tests.unit.ssp.fixtures import (
     DOWN_ROOT,
     FOUNDATIONS,
     PROVIDER_ASID,
+    PROVIDER_FQDN,
     SLOTS,
     STRANGER_ASID,
     STRUCTURED,
@@ -98,6 +99,37 @@ def test_allowed_post_forwards_the_body(ssp: SspServer, directory: Directory, co
     echo = response.json()
     assert (echo["method"], echo["body"]) == ("POST", body)
     assert echo["uri"] == "/A11111/STU3/1/gpconnect/structured/Patient/$gpc.getstructuredrecord"
+
+
+def test_chunked_request_body_is_forwarded(ssp: SspServer, directory: Directory,
+                                           consumer_client: httpx.Client) -> None:
+    token = make_jwt(claims(aud=STRUCTURED, scope="patient/*.read"))
+    parts = [b'{"resourceType":', b'"Parameters",', b'"parameter":[]}']
+    response = _get(consumer_client, ssp, f"{STRUCTURED}/Patient/$gpc.getstructuredrecord",
+                    {**ssp_headers(STRUCTURED_RECORD, token=token), "Content-Type": "application/fhir+json"},
+                    method="POST", content=iter(parts))
+    assert response.status_code == 200, response.text
+    echo = response.json()
+    assert echo["body"] == b"".join(parts).decode()
+    assert {k.lower(): v for k, v in echo["headers"]}["transfer-encoding"] == "chunked"
+
+
+def test_provider_with_an_untrusted_certificate_is_502(pki: Pki, tmp_path: Path, database_url: str,
+                                                       directory: Directory, provider: Provider) -> None:
+    """The SSP verifies providers: trusting another CA, it cannot reach the (real) provider."""
+    port = free_port()
+    process = start_ssp({
+        "SDS_DATABASE_URL": database_url, "SDS_SSP_BIND": f"127.0.0.1:{port}", "SDS_SSP_WORKERS": "1",
+        "SDS_SSP_CONNECT_TO": f"{PROVIDER_FQDN}:443:127.0.0.1:{provider.port}",
+        "SDS_SSP_CLIENT_CERT": str(pki.ssp_client[0]), "SDS_SSP_CLIENT_KEY": str(pki.ssp_client[1]),
+    }, tmp_path / "ssp.log", port)
+    try:
+        with httpx.Client() as client:
+            response = client.get(f"http://127.0.0.1:{port}/{FOUNDATIONS}/metadata",
+                                  headers={**ssp_headers(), **JSON_ACCEPT})
+    finally:
+        stop_ssp(process)
+    _assert_refusal(response, 502, "transient", f"ERROR_COMMUNICATING_TO_ENDPOINT_URL_{FOUNDATIONS}/metadata")
 
 
 @pytest.mark.parametrize("status", [400, 404, 409, 422, 500, 503])
