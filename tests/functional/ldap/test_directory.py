@@ -281,3 +281,16 @@ def test_postgresql_statement_timeout_is_the_server_time_limit(db: Engine) -> No
         assert d._run(Plan("SELECT 1", None, {}, lambda r: ("", []), False), {}) == [(1,)]
     finally:
         d.close()
+
+
+def test_concurrent_searches_share_plans_and_a_bounded_set_of_connections(directory: Directory) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    flt = f"(&(nhsIDCode=A12345)(objectClass=nhsMhs)(nhsMhsSvcIA={STRUCTURED}))"
+
+    def work(_: int) -> int:
+        return sum(len(search(directory, "ou=Services,o=nhs", flt, ("nhsMHSEndPoint",))[1]) for _ in range(40))
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        assert list(pool.map(work, range(12))) == [40] * 12
+    assert 1 <= len(directory._idle) <= 6
