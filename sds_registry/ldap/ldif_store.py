@@ -95,19 +95,25 @@ def check_uniqueness(session: Session, pending: list[Pending], seen: dict[tuple[
 
 
 def _executemany(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """One DBAPI executemany of a plain INSERT (every row has every key of the first).
+    """Insert ``rows`` (every row has every key of the first) in the session's transaction.
 
-    Not SQLAlchemy's insertmanyvalues: on psycopg its multi-thousand-placeholder statements cost more
-    to parse client-side than the insert itself; psycopg's own executemany pipelines one statement.
+    PostgreSQL: COPY ... FROM STDIN (psycopg), several times faster than row-by-row INSERTs. SQLite:
+    one DBAPI executemany. Not SQLAlchemy's insertmanyvalues: on psycopg its multi-thousand-placeholder
+    statements cost more to parse client-side than the insert itself.
     """
     names = list(rows[0])
-    compiled = insert(table).values({n: bindparam(n) for n in names}).compile(dialect=session.get_bind().dialect)
-    if compiled.positional:
-        order = list(compiled.positiontup or ())
-        params: list[Any] = [tuple(r[n] for n in order) for r in rows]
-    else:
-        params = rows
-    session.connection().exec_driver_sql(compiled.string, params)
+    dialect = session.get_bind().dialect
+    if dialect.name == "postgresql":
+        driver = session.connection().connection.driver_connection
+        assert driver is not None
+        columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
+        with driver.cursor() as cur, cur.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
+            for r in rows:
+                copy.write_row(tuple(r[n] for n in names))
+        return
+    compiled = insert(table).values({n: bindparam(n) for n in names}).compile(dialect=dialect)
+    order = list(compiled.positiontup or ()) if compiled.positional else names
+    session.connection().exec_driver_sql(compiled.string, [tuple(r[n] for n in order) for r in rows])
 
 
 def _new_ids(session: Session, table: Any, count: int) -> list[int]:
