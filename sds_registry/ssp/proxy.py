@@ -13,6 +13,7 @@ the hot path is plain WSGI.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import threading
 import time
@@ -36,6 +37,11 @@ HOP_BY_HOP = frozenset({
     "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "proxy-connection", "te",
     "trailer", "transfer-encoding", "upgrade",
 })
+#: Response headers the server writes itself (gunicorn always sends its own Date and Server); passing the
+#: provider's too would duplicate single-valued headers. nginx's proxy drops the same two by default.
+SERVER_OWNED = frozenset({"date", "server"})
+_NOT_RELAYED = HOP_BY_HOP | SERVER_OWNED
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CANONICAL = {h.lower(): h for h in ("Ssp-TraceID", "Ssp-From", "Ssp-To", "Ssp-InteractionID")}
 _READ_SIZE = 64 * 1024
 StartResponse = Callable[..., Any]
@@ -238,8 +244,9 @@ class SspApp:
         out.insert(0, ("Host", parts.netloc))
         client_ip = environ.get("REMOTE_ADDR", "")
         proto = "https" if environ.get("wsgi.url_scheme") == "https" else "http"
-        node = f'"[{client_ip}]"' if ":" in client_ip else client_ip
-        forwarded = f"for={node};host={environ.get('HTTP_HOST', '')};proto={proto}"
+        node = f"[{client_ip}]" if ":" in client_ip else client_ip
+        forwarded = ";".join(f"{k}={_forwarded_value(v)}" for k, v in (
+            ("for", node), ("host", environ.get("HTTP_HOST", "")), ("proto", proto)))
         _append(out, "Forwarded", forwarded)
         _append(out, "X-Forwarded-For", client_ip)
         content: Iterable[bytes] | bytes = b""
@@ -263,11 +270,18 @@ class SspApp:
             status = response.status
             reason = response.extensions.get("reason_phrase", b"").decode("latin-1") or _REASONS.get(status, "")
             back = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in response.headers
-                    if k.decode("latin-1").lower() not in HOP_BY_HOP]
+                    if k.decode("latin-1").lower() not in _NOT_RELAYED]
             start_response(f"{status} {reason}", back)
             return _Relay(response, lambda: record("ALLOWED", status, status))
         record(failure.outcome, failure.status)
         return self._refusal(environ, start_response, failure)
+
+
+def _forwarded_value(value: str) -> str:
+    """An RFC 7239 value: a token as is, anything else (an IPv6 node, host:port) as a quoted-string."""
+    if _TOKEN.fullmatch(value):
+        return value
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _append(headers: list[tuple[str, str]], name: str, value: str) -> None:

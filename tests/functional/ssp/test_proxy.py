@@ -86,7 +86,7 @@ def test_allowed_get_is_forwarded_unchanged(ssp: SspServer, directory: Directory
             assert received[name.lower()] == value
     assert received["host"] == "provider.test"
     assert received["x-forwarded-for"] == "10.9.8.7, 127.0.0.1"
-    assert received["forwarded"] == f"for=127.0.0.1;host=127.0.0.1:{ssp.url.rsplit(':', 1)[1]};proto=https"
+    assert received["forwarded"] == f'for=127.0.0.1;host="127.0.0.1:{ssp.url.rsplit(":", 1)[1]}";proto=https'
 
 
 def test_allowed_post_forwards_the_body(ssp: SspServer, directory: Directory, consumer_client: httpx.Client) -> None:
@@ -304,3 +304,10 @@ def test_decisions_are_audited(ssp: SspServer, directory: Directory, consumer_cl
     assert (row.outcome, row.status, row.provider_status) == (
         f"ENDPOINT_{DOWN_ROOT}_CPAID_{row.outcome.split('_CPAID_')[1].split('_')[0]}_VARIES_FROM_TARGETURL_"
         f"{FOUNDATIONS}/metadata", 400, None)
+
+
+def test_date_and_server_are_the_ssps_own(ssp: SspServer, directory: Directory, consumer_client: httpx.Client) -> None:
+    response = _get(consumer_client, ssp, f"{FOUNDATIONS}/metadata")
+    assert response.status_code == 200
+    assert len(response.headers.get_list("date")) == 1
+    assert len(response.headers.get_list("server")) == 1

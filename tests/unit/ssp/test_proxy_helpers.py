@@ -54,3 +54,13 @@ def test_check_settings(caplog: pytest.LogCaptureFixture) -> None:
         check_settings(load_settings({"ssp_tls_cert": "c.pem"}, environ={}))
     with pytest.raises(ConfigError, match="CLIENT_CA needs"):
         check_settings(load_settings({"ssp_tls_client_ca": "ca.pem"}, environ={}))
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("127.0.0.1", "127.0.0.1"), ("https", "https"), ("[2001:db8::1]", '"[2001:db8::1]"'),
+    ("ssp.test:8443", '"ssp.test:8443"'), ('a"b\\', '"a\\"b\\\\"'), ("", '""'),
+])
+def test_forwarded_values(value: str, expected: str) -> None:
+    from sds_registry.ssp.proxy import _forwarded_value
+
+    assert _forwarded_value(value) == expected
