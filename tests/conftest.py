@@ -162,3 +162,13 @@ def seeded(db: Engine) -> Engine:
         assert report.ok, report.lines()
         s.commit()
     return db
+
+
+@pytest.fixture(scope="session")
+def postgres_engine(postgres_server_url: str) -> Iterator[Engine]:
+    """A migrated PostgreSQL database alone, for the few tests about PostgreSQL-only behaviour."""
+    url = _fresh_postgres_database(postgres_server_url)
+    upgrade(url)
+    eng = make_engine(url)
+    yield eng
+    eng.dispose()

@@ -266,12 +266,10 @@ def test_time_limit_stops_a_long_query(directory: Directory, session: Session) -
     assert result.code == 3 and found == {}
 
 
-def test_postgresql_statement_timeout_is_the_server_time_limit(db: Engine) -> None:
-    if db.dialect.name != "postgresql":
-        pytest.skip("PostgreSQL only")
+def test_postgresql_statement_timeout_is_the_server_time_limit(postgres_engine: Engine) -> None:
     from dataclasses import replace
 
-    d = Directory(db, replace(Settings(), ldap_time_limit=1))
+    d = Directory(postgres_engine, replace(Settings(), ldap_time_limit=1))
     try:
         from sds_registry.ldap.directory import Plan
         from sds_registry.ldap.search import TimeLimitExceeded
