@@ -8,6 +8,7 @@ required fields and wrong types still fail.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from sds_registry.domain.interactions import GPC, split_service_interaction
 from sds_registry.errors import InvalidIdentifier, Issue
 
 Validator = Callable[[object, str], object]
+_CONTROL_RE = re.compile(r"[\x00-\x1f]")
 
 
 def _free_text(max_len: int) -> Validator:
@@ -27,7 +29,7 @@ def _free_text(max_len: int) -> Validator:
             raise InvalidIdentifier.single(name, "not-empty", "must not be empty")
         if len(value) > max_len:
             raise InvalidIdentifier.single(name, "max-length", f"must be at most {max_len} characters")
-        if any(ord(c) < 32 for c in value):
+        if _CONTROL_RE.search(value):
             raise InvalidIdentifier.single(name, "no-control-characters", "must not contain control characters")
         return value
 
