@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
@@ -47,9 +47,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 #: so concurrent writers queue on the lock and re-read fresh rows instead of failing on a stale snapshot.
 WRITE_OPTION = "sds_write"
 
+#: Execution option of a ReadOnlySession's Connection: SQLite then emits no BEGIN, so each SELECT runs in
+#: autocommit on the latest committed data and there is nothing to roll back.
+READ_ONLY_OPTION = "sds_read_only"
+
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
+    options = conn.get_execution_options()
+    if options.get(READ_ONLY_OPTION):
+        return
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
 
 
 def begin_write(session: Session) -> None:
@@ -86,6 +93,32 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
+
+
+class ReadOnlySession(Session):
+    """A Session for requests that only read (the FHIR API), on one pooled Connection it checks out up front.
+
+    ``connection()`` hands out that Connection without starting a SessionTransaction (the directory's fast
+    paths read through its DBAPI cursor), which is most of a small request's database overhead. On SQLite the
+    Connection runs in autocommit (READ_ONLY_OPTION: no BEGIN, no ROLLBACK); elsewhere the driver's implicit
+    transaction ends when ``close()`` returns the Connection to the pool, which rolls it back. ORM statements
+    still work, in a transaction on the same Connection. Never commit on it.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self._read_connection = engine.connect().execution_options(**{READ_ONLY_OPTION: True})
+        super().__init__(bind=self._read_connection, expire_on_commit=False, autoflush=True)
+
+    def connection(self, bind_arguments: Any = None, execution_options: Any = None) -> Connection:
+        if bind_arguments or execution_options:
+            return super().connection(bind_arguments, execution_options)
+        return self._read_connection
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self._read_connection.close()
 
 
 @contextmanager

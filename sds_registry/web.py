@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from sds_registry.config import Settings
-from sds_registry.db import make_engine, make_sessionmaker
+from sds_registry.db import ReadOnlySession, make_engine, make_sessionmaker
 
 GZIP_MIN_BYTES = 1024
 
@@ -49,6 +49,15 @@ def session() -> Session:
     """The request's Session (made on first use, closed on teardown). Views own its commit."""
     if "sds_session" not in g:
         g.sds_session = current_app.extensions["sds"]["sessionmaker"]()
+    value: Session = g.sds_session
+    return value
+
+
+def read_session() -> Session:
+    """The request's Session for a request that only reads (the FHIR API): a db.ReadOnlySession (one pooled
+    Connection, no transaction machinery; on SQLite no BEGIN/ROLLBACK). Use it before any other Session."""
+    if "sds_session" not in g:
+        g.sds_session = ReadOnlySession(current_app.extensions["sds"]["engine"])
     value: Session = g.sds_session
     return value
 

@@ -178,7 +178,7 @@ def device_search() -> Response:
     correlation_id, query, content_type = prologue
     try:
         records = directory.find_accredited_system_views(
-            web.session(), ods_code=query.ods_code, interaction_id=query.interaction_id,
+            web.read_session(), ods_code=query.ods_code, interaction_id=query.interaction_id,
             party_key=query.party_key, manufacturer_org=query.manufacturer_org)
     except Exception as exc:  # noqa: BLE001 - the national API answers any lookup failure with a 500 outcome
         log.exception("Device lookup failed")
@@ -194,7 +194,7 @@ def endpoint_search() -> Response:
         return prologue
     correlation_id, query, content_type = prologue
     try:
-        session = web.session()
+        session = web.read_session()
         records = directory.find_mhs_views(session, ods_code=query.ods_code,
                                            interaction_id=query.interaction_id, party_key=query.party_key)
         addresses = _intermediary_addresses(session, records)
@@ -275,7 +275,7 @@ def healthcheck() -> Response:
 
 def deep_healthcheck() -> Response:
     """A real indexed lookup against the database; the national JSON shape with ``database`` for ``ldap``."""
-    session = web.session()
+    session = web.read_session()
     status, output = "pass", ""
     try:
         directory.find_mhs_views(session, ods_code="TEST", interaction_id="TEST", party_key="TEST")
