@@ -200,6 +200,8 @@ class Selection:
     all_user: bool
     all_operational: bool
     names: frozenset[str]  # canonical names asked for explicitly
+    #: (canonical name, the client's spelling) for each attribute named explicitly, in request order.
+    spelled: tuple[tuple[str, str], ...] = ()
 
     def wants(self, name: str, operational: bool) -> bool:
         return (self.all_operational if operational else self.all_user) or name in self.names
@@ -215,8 +217,25 @@ def selection(requested: tuple[str, ...]) -> Selection:
     names in any case or as OIDs; unknown names ignored."""
     all_user = not requested or any(a == "*" for a in requested)
     all_op = any(a == "+" for a in requested)
-    names = frozenset(at.name for a in requested if a not in ("*", "+", "1.1") and (at := schema.lookup(a)))
-    return Selection(all_user, all_op, names)
+    spelled: dict[str, str] = {}
+    for a in requested:
+        if a not in ("*", "+", "1.1") and (at := schema.lookup(a)) and at.name not in spelled:
+            spelled[at.name] = a if a[:1].isalpha() else at.name  # an OID is answered with the name
+    return Selection(all_user, all_op, frozenset(spelled), tuple(spelled.items()))
+
+
+def present(attrs: list[tuple[str, list[str]]], sel: Selection) -> list[tuple[str, list[str]]]:
+    """As the national SDS (an OpenDJ-style server) answers: an attribute the client named is returned under
+    the client's spelling of its name (``nhsMhsEndPoint`` is echoed as written, as the GP Connect worked
+    example shows), and when the client listed only names, in the client's order. With ``*`` or ``+`` the
+    entry order stays and the other attributes keep their canonical schema names."""
+    if not sel.spelled:
+        return attrs
+    if sel.all_user or sel.all_operational:
+        asked = dict(sel.spelled)
+        return [(asked.get(name, name), values) for name, values in attrs]
+    by_name = dict(attrs)
+    return [(asked, by_name[name]) for name, asked in sel.spelled if name in by_name]
 
 
 def select_attributes(

@@ -68,7 +68,7 @@ class _Collector:
             attrs = dit.select_attributes(attrs, self.sel, self.req.types_only)
         elif self.req.types_only:
             attrs = [(n, []) for n, _ in attrs]
-        self.entries.append(ast.SearchEntry(entry_dn, attrs))
+        self.entries.append(ast.SearchEntry(entry_dn, dit.present(attrs, self.sel)))
 
     def fixed(self, entry_dn: str, attrs: Attrs) -> None:
         if evaluate.evaluate(self.req.filter, dit.as_mapping(attrs), entry_dn) is True:

@@ -318,9 +318,10 @@ def test_gp_connect_documented_queries_with_ldapsearch(server: RunningServer) ->
     )
     assert step1.returncode == 0, step1.stderr
     assert step1.stdout.split("\n") == [
+        # Exactly the GP Connect worked example: the requested names, spelled and ordered as requested.
         "dn: uniqueIdentifier=472b35d4641b76454b13,ou=Services,o=nhs",
-        "nhsMHSPartyKey: T99999-9999999",  # entry order, as slapd answers
-        "nhsMHSEndPoint: https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured",
+        "nhsMhsEndPoint: https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured",
+        "nhsMhsPartyKey: T99999-9999999",
         "",
         "",
     ]
@@ -518,10 +519,10 @@ def test_ldaps_and_start_tls_with_ldapsearch(tls_server: RunningServer, pki: Pki
         ["-H", f"ldaps://127.0.0.1:{tls_server.ldaps_port}", "-b", "ou=services, o=nhs", flt, "nhsMhsEndPoint"], env
     )
     assert ldaps.returncode == 0, ldaps.stderr
-    assert "nhsMHSEndPoint: https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured" in ldaps.stdout
+    assert "nhsMhsEndPoint: https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured" in ldaps.stdout
     starttls = ldapsearch(["-ZZ", "-H", tls_server.uri, "-b", "ou=services, o=nhs", flt, "nhsMhsEndPoint"], env)
     assert starttls.returncode == 0, starttls.stderr
-    assert "nhsMHSEndPoint:" in starttls.stdout
+    assert "nhsMhsEndPoint:" in starttls.stdout
     no_cert = {k: v for k, v in env.items() if k not in ("LDAPTLS_CERT", "LDAPTLS_KEY")}
     refused = ldapsearch(["-H", f"ldaps://127.0.0.1:{tls_server.ldaps_port}", "-b", "o=nhs", flt], no_cert)
     assert refused.returncode != 0
