@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import httpcore
 
 from sds_registry.config import Settings, parse_bind
-from sds_registry.db import make_engine, make_sessionmaker
+from sds_registry.db import ReadOnlySession, make_engine
 from sds_registry.errors import ConfigError
 from sds_registry.services.ssp import Decision, SspRequest, decide, refuse
 from sds_registry.ssp import outcome
@@ -163,7 +163,6 @@ class SspApp:
         memory = settings.database_url in ("sqlite://", "sqlite:///:memory:")
         pool_args = {} if memory else {"pool_size": settings.ssp_threads, "max_overflow": 4}
         self.engine = make_engine(settings.database_url, **pool_args)
-        self.sessions = make_sessionmaker(self.engine)
         self.audit = writer_for(self.engine, batch=settings.ssp_audit_batch)
         timeout = settings.ssp_provider_timeout
         self.timeouts = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
@@ -206,7 +205,7 @@ class SspApp:
             client_cn=client_cn(environ) if self.mutual_tls else None, mutual_tls=self.mutual_tls,
         )
         try:
-            with self.sessions() as session:
+            with ReadOnlySession(self.engine) as session:
                 decision = decide(session, request, jwt_max_future_seconds=self.settings.ssp_jwt_max_future_seconds)
         except Exception:  # noqa: BLE001 - any failure here is the SSP's own 500
             log.exception("SSP decision failed")
