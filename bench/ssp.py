@@ -1,6 +1,6 @@
 """SSP throughput and latency: requests/s and p50/p99 through the SSP versus straight to the same provider stub.
 
-    python bench/ssp.py [--seconds 10] [--connections 8] [--filler 2000] [--database-url URL]
+    python bench/ssp.py [--seconds 10] [--connections 8] [--filler 1000] [--service-ms 10] [--database-url URL]
 
 Everything runs on this machine, every leg over TLS with keep-alive, as in production: the load generator
 (asyncio, one process) -> the SSP (run_ssp: gunicorn gthread, mutual TLS, the real decision with its
