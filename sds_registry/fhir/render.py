@@ -256,7 +256,7 @@ def operation_outcome(status: int, correlation_id: str, message: str | None = No
 _TEMPLATES: dict[tuple[Any, ...], tuple[str, str]] = {}
 
 
-def _template(value: dict[str, Any], indents: list[str], level: int) -> tuple[str, str] | None:
+def _template(value: dict[str, Any], indents: list[str], level: int) -> tuple[str, str]:
     """(text before the value, text after it) for the fixed-shape dicts, built once per shape and level."""
     if type(value) is _ReferenceExtension:
         identifier = value["valueReference"]["identifier"]
@@ -269,53 +269,69 @@ def _template(value: dict[str, Any], indents: list[str], level: int) -> tuple[st
                 + i2 + '"identifier": {' + i3 + '"system": ' + encode_basestring_ascii(identifier["system"]) + ","
                 + i3 + '"value": ', i2 + "}" + i1 + "}" + i0 + "}")
         return found
-    if type(value) is _Identifier:
-        key = ("id", value["system"], id(indents), level)
-        found = _TEMPLATES.get(key)
-        if found is None:
-            i0, i1 = indents[level:level + 2]
-            found = _TEMPLATES[key] = (
-                "{" + i1 + '"system": ' + encode_basestring_ascii(value["system"]) + "," + i1 + '"value": ',
-                i0 + "}")
-        return found
-    return None
+    key = ("id", value["system"], id(indents), level)
+    found = _TEMPLATES.get(key)
+    if found is None:
+        i0, i1 = indents[level:level + 2]
+        found = _TEMPLATES[key] = (
+            "{" + i1 + '"system": ' + encode_basestring_ascii(value["system"]) + "," + i1 + '"value": ', i0 + "}")
+    return found
+
+
+def _templated(value: Any, indents: list[str], level: int) -> str:
+    """The text of an _Identifier or a _ReferenceExtension: its template around its one variable value."""
+    before, after = _template(value, indents, level)
+    inner = value["valueReference"]["identifier"]["value"] if type(value) is _ReferenceExtension else value["value"]
+    return before + encode_basestring_ascii(inner) + after
+
+
+#: Values whose text is written once per indent and level, then reused: module constants, never mutated.
+_CONSTANTS: dict[int, Any] = {id(CONNECTION_TYPE): CONNECTION_TYPE, id(PAYLOAD_TYPE): PAYLOAD_TYPE}
+_CONSTANT_TEXT: dict[tuple[int, int, int], str] = {}
+_TEMPLATED = (_Identifier, _ReferenceExtension)
+_KEYS: dict[str, str] = {}
+
+
+def _key(key: str) -> str:
+    """``"key": `` (keys repeat: each is encoded once)."""
+    text = _KEYS.get(key)
+    if text is None:
+        text = encode_basestring_ascii(key) + ": "
+        if len(_KEYS) < 4096:
+            _KEYS[key] = text
+    return text
 
 
 def _emit(value: Any, out: list[str], indents: list[str], level: int) -> None:
-    """Append ``value`` as json.dumps(indent=...) writes it at nesting ``level`` (ensure_ascii, no sorting)."""
-    if isinstance(value, str):
+    """Append ``value`` as json.dumps(indent=...) writes it at nesting ``level`` (ensure_ascii, no sorting).
+
+    Strings and the templated elements inside a dict or list are written in line, not by recursion:
+    a Bundle is mostly those."""
+    kind = type(value)
+    if kind is str:
         out.append(encode_basestring_ascii(value))
-    elif isinstance(value, dict):
-        if not value:
+        return
+    if id(value) in _CONSTANTS and _CONSTANTS[id(value)] is value:
+        key = (id(value), id(indents), level)
+        text = _CONSTANT_TEXT.get(key)
+        if text is None:
+            pieces: list[str] = []
+            (_emit_dict if isinstance(value, dict) else _emit_list)(value, pieces, indents, level)
+            text = _CONSTANT_TEXT[key] = "".join(pieces)
+        out.append(text)
+        return
+    if kind in _TEMPLATED:
+        if value:
+            out.append(_templated(value, indents, level))
+        else:
             out.append("{}")
-            return
-        if type(value) is not dict:
-            template = _template(value, indents, level)
-            if template is not None:
-                inner_value = value["valueReference"]["identifier"]["value"] if type(
-                    value) is _ReferenceExtension else value["value"]
-                out.append(template[0] + encode_basestring_ascii(inner_value) + template[1])
-                return
-        inner = indents[level + 1]
-        separator = "{" + inner
-        for key, item in value.items():
-            out.append(separator)
-            out.append(encode_basestring_ascii(key))
-            out.append(": ")
-            _emit(item, out, indents, level + 1)
-            separator = "," + inner
-        out.append(indents[level] + "}")
+        return
+    if isinstance(value, dict):
+        _emit_dict(value, out, indents, level)
     elif isinstance(value, list | tuple):
-        if not value:
-            out.append("[]")
-            return
-        inner = indents[level + 1]
-        separator = "[" + inner
-        for item in value:
-            out.append(separator)
-            _emit(item, out, indents, level + 1)
-            separator = "," + inner
-        out.append(indents[level] + "]")
+        _emit_list(value, out, indents, level)
+    elif isinstance(value, str):
+        out.append(encode_basestring_ascii(value))
     elif value is True:
         out.append("true")
     elif value is False:
@@ -326,6 +342,53 @@ def _emit(value: Any, out: list[str], indents: list[str], level: int) -> None:
         out.append(int.__repr__(value))
     else:
         raise TypeError(f"cannot write {type(value).__name__} as FHIR JSON")
+
+
+def _emit_dict(value: dict[str, Any], out: list[str], indents: list[str], level: int) -> None:
+    if not value:
+        out.append("{}")
+        return
+    inner = indents[level + 1]
+    separator = "{" + inner
+    following = "," + inner
+    for key, item in value.items():
+        kind = type(item)
+        if kind is str:
+            out.append(separator + _key(key) + encode_basestring_ascii(item))
+        elif kind in _TEMPLATED and item:
+            out.append(separator + _key(key) + _templated(item, indents, level + 1))
+        else:
+            out.append(separator + _key(key))
+            _emit(item, out, indents, level + 1)
+        separator = following
+    out.append(indents[level] + "}")
+
+
+def _emit_list(value: list[Any] | tuple[Any, ...], out: list[str], indents: list[str], level: int) -> None:
+    if not value:
+        out.append("[]")
+        return
+    inner = indents[level + 1]
+    separator = "[" + inner
+    following = "," + inner
+    for item in value:
+        kind = type(item)
+        if kind is str:
+            out.append(separator + encode_basestring_ascii(item))
+        elif kind is _ReferenceExtension and len(item) == 2:
+            # A Device's interactions: hundreds of these in a row, so the template lookup is written in line.
+            identifier = item["valueReference"]["identifier"]
+            template = _TEMPLATES.get(("ext", item["url"], identifier["system"], id(indents), level + 1))
+            if template is None:
+                template = _template(item, indents, level + 1)
+            out.append(separator + template[0] + encode_basestring_ascii(identifier["value"]) + template[1])
+        elif kind in _TEMPLATED and item:
+            out.append(separator + _templated(item, indents, level + 1))
+        else:
+            out.append(separator)
+            _emit(item, out, indents, level + 1)
+        separator = following
+    out.append(indents[level] + "]")
 
 
 _INDENTS: dict[int, list[str]] = {}
