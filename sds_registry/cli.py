@@ -129,6 +129,7 @@ def import_(file: Path, lenient: bool) -> None:
     settings = _settings()
     with _database(settings) as factory, factory() as session:
         begin_write(session)
+        report: Any
         if file.suffix.lower() == ".ldif":
             from sds_registry.ldap.ldif import import_ldif
 

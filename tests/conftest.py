@@ -19,7 +19,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 from sds_registry import create_app
-from sds_registry.db import Base, make_engine, make_sessionmaker
+from sds_registry.db import Base, begin_write, make_engine, make_sessionmaker
 from sds_registry.migrate import sync_catalogue, upgrade
 from tests.support.postgres import TempPostgres
 
@@ -89,6 +89,7 @@ def _empty_tables(eng: Engine) -> None:
 def db(engine: Engine) -> Iterator[Engine]:
     """The engine, with the catalogue synced before the test and every table emptied after it."""
     with Session(engine) as s:
+        begin_write(s)  # read-then-write: take SQLite's write lock first (other processes may be writing)
         sync_catalogue(s)
         s.commit()
     try:

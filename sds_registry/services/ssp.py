@@ -22,7 +22,7 @@ then follows the path of the request (sender, receiver, target, agreement), then
  9. a data-sharing agreement covers sender org -> receiver
     org ("*" matches any organisation)                        403  FOT_CHECK_FAILED_MESSAGESENDER_<from>_
                                                                    MESSAGERECEIVER_<to>
-10. the audit JWT passes ssp/auth.py's rules                  400  INVALID_JWT_<RULE>
+10. the audit JWT passes domain/audit_jwt.py rules                  400  INVALID_JWT_<RULE>
 
 Every query is a probe of a named index (accredited_systems.asid, ix_as_interactions_*,
 ix_message_handling_systems_interaction_id_party_key_lower / _party_key_lower, the agreements' unique pair).
@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from sds_registry.domain import audit_jwt as auth
 from sds_registry.domain import interactions
 from sds_registry.models import (
     AccreditedSystem,
@@ -46,7 +47,6 @@ from sds_registry.models import (
     MessageHandlingSystem,
     MhsEndpoint,
 )
-from sds_registry.ssp import auth
 
 ALLOWED = "ALLOWED"
 FORWARDED_METHODS = frozenset({"GET", "POST", "PUT"})

@@ -1,4 +1,4 @@
-"""The audit JWT rules (ssp/auth.py): one row per rule, each token breaking exactly that rule."""
+"""The audit JWT rules (domain/audit_jwt.py): one row per rule, each token breaking exactly that rule."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from sds_registry.domain.audit_jwt import bearer_token, check_jwt
 from sds_registry.domain.interactions import lookup
-from sds_registry.ssp.auth import bearer_token, check_jwt
 from tests.unit.ssp.fixtures import (
     FOUNDATIONS,
     METADATA,
