@@ -47,16 +47,10 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 #: so concurrent writers queue on the lock and re-read fresh rows instead of failing on a stale snapshot.
 WRITE_OPTION = "sds_write"
 
-#: Execution option of a ReadOnlySession's Connection: SQLite then emits no BEGIN, so each SELECT runs in
-#: autocommit on the latest committed data and there is nothing to roll back.
-READ_ONLY_OPTION = "sds_read_only"
 
 
 def _sqlite_begin(conn: Any) -> None:
-    options = conn.get_execution_options()
-    if options.get(READ_ONLY_OPTION):
-        return
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
 
 def begin_write(session: Session) -> None:
@@ -96,27 +90,29 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 class ReadOnlySession(Session):
-    """A Session for requests that only read (the FHIR API), on one pooled Connection it checks out up front.
+    """A Session for requests that only read (the FHIR API), on one pooled Connection checked out up front.
 
-    ``connection()`` hands out that Connection without starting a SessionTransaction (the directory's fast
-    paths read through its DBAPI cursor), which is most of a small request's database overhead. On SQLite the
-    Connection runs in autocommit (READ_ONLY_OPTION: no BEGIN, no ROLLBACK); elsewhere the driver's implicit
-    transaction ends when ``close()`` returns the Connection to the pool, which rolls it back. ORM statements
-    still work, in a transaction on the same Connection. Never commit on it.
+    ``connection()`` hands out that Connection as it is, without a SessionTransaction: the directory's fast
+    paths read through its DBAPI cursor, so no BEGIN is sent. On SQLite (the driver in autocommit, see
+    _sqlite_pragmas) each SELECT then reads the latest committed data and there is nothing to roll back;
+    elsewhere the driver's implicit transaction ends when ``close()`` returns the Connection to the pool,
+    which rolls it back. That transaction machinery was most of a small request's database overhead.
+    ORM statements still work as in any Session (BEGIN ... ROLLBACK on the same Connection). Never commit.
     """
 
     def __init__(self, engine: Engine) -> None:
-        self._read_connection = engine.connect().execution_options(**{READ_ONLY_OPTION: True})
+        self._read_connection = engine.connect()
         super().__init__(bind=self._read_connection, expire_on_commit=False, autoflush=True)
 
     def connection(self, bind_arguments: Any = None, execution_options: Any = None) -> Connection:
-        if bind_arguments or execution_options:
+        if bind_arguments or execution_options or self._transaction is not None:
             return super().connection(bind_arguments, execution_options)
         return self._read_connection
 
     def close(self) -> None:
         try:
-            super().close()
+            if self._transaction is not None or self.identity_map:  # the ORM was used: its clean-up too
+                super().close()
         finally:
             self._read_connection.close()
 

@@ -69,13 +69,18 @@ def _close_session(_exc: BaseException | None) -> None:
 
 
 def _common_headers(response: Response) -> Response:
-    """Cache-Control: no-store and charset=utf-8 on every body; gzip when the client accepts it."""
-    response.headers["Cache-Control"] = "no-store"
-    mimetype = response.mimetype or ""
-    if mimetype and ("json" in mimetype or "xml" in mimetype or mimetype.startswith("text/")):
-        response.headers["Content-Type"] = f"{mimetype}; charset=utf-8"
+    """Cache-Control: no-store and charset=utf-8 on every body; gzip when the client accepts it.
+
+    Reads and writes the header list directly (no mimetype/Vary parsing): every request pays for this."""
+    headers = response.headers
+    headers["Cache-Control"] = "no-store"
+    content_type = headers.get("Content-Type")
+    if content_type:
+        mimetype = content_type.partition(";")[0].strip()
+        if mimetype and ("json" in mimetype or "xml" in mimetype or mimetype.startswith("text/")):
+            headers["Content-Type"] = f"{mimetype}; charset=utf-8"
     if request.is_secure:
-        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
     _maybe_gzip(response)
     return response
 
@@ -94,16 +99,19 @@ def accepts_gzip() -> bool:
 
 
 def _maybe_gzip(response: Response) -> None:
-    response.vary.add("Accept-Encoding")
-    if response.direct_passthrough or response.is_streamed or "Content-Encoding" in response.headers:
-        return
-    if not accepts_gzip():
+    headers = response.headers
+    names = {name.lower() for name in headers.keys()}  # one pass: a missing name costs Headers an exception
+    if "vary" in names:
+        response.vary.add("Accept-Encoding")
+    else:
+        headers["Vary"] = "Accept-Encoding"
+    if response.direct_passthrough or response.is_streamed or "content-encoding" in names:
         return
     body = response.get_data()
-    if len(body) < GZIP_MIN_BYTES:
+    if len(body) < GZIP_MIN_BYTES or not accepts_gzip():  # the size first: it needs no header parsing
         return
     response.set_data(gzip.compress(body, compresslevel=5))
-    response.headers["Content-Encoding"] = "gzip"
+    headers["Content-Encoding"] = "gzip"
 
 
 def _http_error(exc: HTTPException) -> Any:
