@@ -47,10 +47,16 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 #: so concurrent writers queue on the lock and re-read fresh rows instead of failing on a stale snapshot.
 WRITE_OPTION = "sds_write"
 
+#: Execution option of a ReadOnlySession's Connection: on SQLite no BEGIN when SQLAlchemy begins a transaction
+#: on it (Core or ORM statements), so each SELECT runs in autocommit and the ROLLBACK at the end is a no-op.
+READ_ONLY_OPTION = "sds_read_only"
 
 
 def _sqlite_begin(conn: Any) -> None:
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
+    options = conn.get_execution_options()
+    if options.get(READ_ONLY_OPTION):
+        return
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
 
 
 def begin_write(session: Session) -> None:
@@ -92,16 +98,16 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 class ReadOnlySession(Session):
     """A Session for requests that only read (the FHIR API), on one pooled Connection checked out up front.
 
-    ``connection()`` hands out that Connection as it is, without a SessionTransaction: the directory's fast
-    paths read through its DBAPI cursor, so no BEGIN is sent. On SQLite (the driver in autocommit, see
-    _sqlite_pragmas) each SELECT then reads the latest committed data and there is nothing to roll back;
-    elsewhere the driver's implicit transaction ends when ``close()`` returns the Connection to the pool,
-    which rolls it back. That transaction machinery was most of a small request's database overhead.
-    ORM statements still work as in any Session (BEGIN ... ROLLBACK on the same Connection). Never commit.
+    ``connection()`` hands out that Connection as it is, without a SessionTransaction (the directory's fast
+    paths read through its DBAPI cursor): that transaction machinery was most of a small request's database
+    overhead. On SQLite (the driver in autocommit, see _sqlite_pragmas) no BEGIN is sent (READ_ONLY_OPTION
+    covers Core and ORM statements too): each SELECT reads the latest committed data and there is nothing to
+    roll back. Elsewhere the driver's implicit transaction ends when ``close()`` returns the Connection to
+    the pool, which rolls it back. Never commit on it: writes would commit statement by statement.
     """
 
     def __init__(self, engine: Engine) -> None:
-        self._read_connection = engine.connect()
+        self._read_connection = engine.connect().execution_options(**{READ_ONLY_OPTION: True})
         super().__init__(bind=self._read_connection, expire_on_commit=False, autoflush=True)
 
     def connection(self, bind_arguments: Any = None, execution_options: Any = None) -> Connection:
