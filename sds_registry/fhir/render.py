@@ -123,11 +123,13 @@ def device(record: DeviceRecord, resource_id: str) -> Resource:
     extensions = []
     if _present(record.manufacturer_org):
         extensions.append(_reference_extension(MANUFACTURER_EXTENSION, ODS_SYSTEM, str(record.manufacturer_org)))
-    extensions.extend(
-        _reference_extension(INTERACTION_EXTENSION, INTERACTION_SYSTEM, interaction)
+    # In line (a Device can carry hundreds): for a str, _present is "not blank".
+    extensions.extend([
+        _ReferenceExtension(url=INTERACTION_EXTENSION,
+                            valueReference={"identifier": {"system": INTERACTION_SYSTEM, "value": interaction}})
         for interaction in record.interactions
-        if interaction is not None and _present(interaction)
-    )
+        if interaction is not None and (interaction.strip() if type(interaction) is str else _present(interaction))
+    ])
     if extensions:
         resource["extension"] = extensions
     # nhsAsClient is multi-valued in LDAP but owner holds one: the national backend fails (500) on more
@@ -371,15 +373,18 @@ def _emit_list(value: list[Any] | tuple[Any, ...], out: list[str], indents: list
     inner = indents[level + 1]
     separator = "[" + inner
     following = "," + inner
+    shape: tuple[str, str] | None = None
+    template = ("", "")
     for item in value:
         kind = type(item)
         if kind is str:
             out.append(separator + encode_basestring_ascii(item))
         elif kind is _ReferenceExtension and len(item) == 2:
-            # A Device's interactions: hundreds of these in a row, so the template lookup is written in line.
+            # A Device's interactions: hundreds of these in a row, all of one shape, so the template is looked
+            # up when the shape changes, in line.
             identifier = item["valueReference"]["identifier"]
-            template = _TEMPLATES.get(("ext", item["url"], identifier["system"], id(indents), level + 1))
-            if template is None:
+            if shape is None or shape[0] != item["url"] or shape[1] != identifier["system"]:
+                shape = (item["url"], identifier["system"])
                 template = _template(item, indents, level + 1)
             out.append(separator + template[0] + encode_basestring_ascii(identifier["value"]) + template[1])
         elif kind in _TEMPLATED and item:
@@ -389,6 +394,7 @@ def _emit_list(value: list[Any] | tuple[Any, ...], out: list[str], indents: list
             _emit(item, out, indents, level + 1)
         separator = following
     out.append(indents[level] + "]")
+
 
 
 _INDENTS: dict[int, list[str]] = {}
