@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,14 +157,21 @@ def update_organisation(session: Session, ods_code: str, data: Mapping[str, Any]
     return row
 
 
+def _delete(session: Session, row: Any, key: str, expected_version: int | None, actor: Actor, record_type: str,
+            render: Callable[[Any], dict[str, Any]]) -> None:
+    """Delete one versioned record the actor may write, auditing what it was."""
+    what = f"{record_type.replace('_', ' ')} {key!r}"
+    actor.check_may_write(row.ods_code)
+    _check_version(row, expected_version, what)
+    before = render(row)
+    session.delete(row)
+    _flush(session, what)
+    _audit(session, actor, "delete", record_type, key, before, None)
+
+
 def delete_organisation(session: Session, ods_code: str, expected_version: int | None, actor: Actor) -> None:
     row = directory.get_organisation(session, ods_code)
-    actor.check_may_write(row.ods_code)
-    _check_version(row, expected_version, f"organisation {ods_code!r}")
-    before = organisation_dict(row)
-    session.delete(row)
-    _flush(session, f"organisation {ods_code!r}")
-    _audit(session, actor, "delete", "organisation", ods_code, before, None)
+    _delete(session, row, ods_code, expected_version, actor, "organisation", organisation_dict)
 
 
 # ---- Accredited systems -----------------------------------------------------------------------------------
@@ -215,12 +222,7 @@ def update_accredited_system(session: Session, asid: str, data: Mapping[str, Any
 
 def delete_accredited_system(session: Session, asid: str, expected_version: int | None, actor: Actor) -> None:
     row = directory.get_accredited_system(session, asid)
-    actor.check_may_write(row.ods_code)
-    _check_version(row, expected_version, f"accredited system {asid!r}")
-    before = accredited_system_dict(row)
-    session.delete(row)
-    _flush(session, f"accredited system {asid!r}")
-    _audit(session, actor, "delete", "accredited_system", asid, before, None)
+    _delete(session, row, asid, expected_version, actor, "accredited_system", accredited_system_dict)
 
 
 # ---- Message handling systems -----------------------------------------------------------------------------
@@ -305,12 +307,7 @@ def update_mhs(session: Session, unique_identifier: str, data: Mapping[str, Any]
 
 def delete_mhs(session: Session, unique_identifier: str, expected_version: int | None, actor: Actor) -> None:
     row = directory.get_mhs(session, unique_identifier)
-    actor.check_may_write(row.ods_code)
-    _check_version(row, expected_version, f"message handling system {unique_identifier!r}")
-    before = mhs_dict(row)
-    session.delete(row)
-    _flush(session, f"message handling system {unique_identifier!r}")
-    _audit(session, actor, "delete", "message_handling_system", unique_identifier, before, None)
+    _delete(session, row, unique_identifier, expected_version, actor, "message_handling_system", mhs_dict)
 
 
 # ---- Data-sharing agreements ------------------------------------------------------------------------------
