@@ -1,6 +1,7 @@
 """LDAP message and filter values shared by the codec, the protocol and the directory. Pure dataclasses.
 
-The codec decodes BER into these; the directory (dit.py, filters.py) consumes SearchRequest and Filter.
+The codec decodes BER into these; the directory (dit.py, filters.py) consumes SearchRequest and Filter,
+the protocol dispatches on Message and the other requests.
 Attribute descriptions and assertion values are kept as the client sent them (str, decoded UTF-8;
 bytes that are not UTF-8 make the codec raise a protocolError).
 """
@@ -127,3 +128,59 @@ class Result:
     code: int
     matched_dn: str = ""
     message: str = ""
+
+
+# ---- The other requests: decoded by the codec for the protocol, never seen by the directory ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class BindRequest:
+    version: int
+    name: str
+    #: The simple password, or None for a SASL bind (then ``sasl_mechanism`` is set).
+    password: bytes | None
+    sasl_mechanism: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UnbindRequest:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class AbandonRequest:
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class CompareRequest:
+    dn: str
+    attr: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExtendedRequest:
+    name: str
+    value: bytes | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class UpdateRequest:
+    """Add, Modify, Delete or ModifyDN: decoded only far enough to refuse it."""
+
+    kind: str
+    dn: str
+    tag: int
+
+
+Request = (
+    BindRequest | UnbindRequest | SearchRequest | AbandonRequest | CompareRequest | ExtendedRequest | UpdateRequest
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    message_id: int
+    op: Request
+    controls: tuple[Control, ...] = ()

@@ -1,16 +1,18 @@
-"""BER codec for LDAPv3 messages (RFC 4511 §5.1 subset of X.690). Sans-IO: bytes in, dataclasses out, and back.
+"""LDAPv3 messages <-> ast.py dataclasses (RFC 4511 §4, §5.1). Sans-IO; BER itself is ber.py's, no I/O here.
 
 No sockets, no directory, no configuration reads. Every malformed input raises a DecodeError subclass and
 nothing else: FramingError when the message stream cannot be split any more (the connection must end),
 RequestError when one framed request is malformed (it gets a protocolError answer of its own type).
 Encoding of SearchResultEntry is the hot path: it builds one bytes object per entry from cached pieces.
+The BER primitives, framing and errors of ber.py and the request types of ast.py are re-exported
+(``X as X``) so that callers keep one import for the wire format.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
+from sds_registry.ldap.ast import AbandonRequest as AbandonRequest
 from sds_registry.ldap.ast import (
     And,
     Approx,
@@ -29,6 +31,23 @@ from sds_registry.ldap.ast import (
     SearchRequest,
     Substrings,
 )
+from sds_registry.ldap.ast import BindRequest as BindRequest
+from sds_registry.ldap.ast import CompareRequest as CompareRequest
+from sds_registry.ldap.ast import ExtendedRequest as ExtendedRequest
+from sds_registry.ldap.ast import Message as Message
+from sds_registry.ldap.ast import Request as Request
+from sds_registry.ldap.ast import UnbindRequest as UnbindRequest
+from sds_registry.ldap.ast import UpdateRequest as UpdateRequest
+from sds_registry.ldap.ber import DecodeError as DecodeError
+from sds_registry.ldap.ber import FramingError as FramingError
+from sds_registry.ldap.ber import Malformed, decode_bool, decode_int, decode_octets, decode_str, expect, header
+from sds_registry.ldap.ber import MessageTooLarge as MessageTooLarge
+from sds_registry.ldap.ber import encode_int as encode_int
+from sds_registry.ldap.ber import encode_length as encode_length
+from sds_registry.ldap.ber import message_length as message_length
+from sds_registry.ldap.ber import octets as octets
+from sds_registry.ldap.ber import split_messages as split_messages
+from sds_registry.ldap.ber import tlv as tlv
 
 #: Deepest filter nesting accepted; real clients never pass 5, the limit only bounds recursion.
 MAX_FILTER_DEPTH = 64
@@ -53,18 +72,6 @@ PAGED_RESULTS = "1.2.840.113556.1.4.319"
 # ---- Errors --------------------------------------------------------------------------------------------------
 
 
-class DecodeError(Exception):
-    """Malformed LDAP input. The base class: the codec raises nothing else on bad bytes."""
-
-
-class FramingError(DecodeError):
-    """The byte stream cannot be split into LDAPMessages (or a message's envelope is broken): disconnect."""
-
-
-class MessageTooLarge(FramingError):
-    """A message longer than the configured maximum."""
-
-
 class RequestError(DecodeError):
     """One framed request is malformed; answer it with protocolError (if it has a response) and go on."""
 
@@ -74,192 +81,21 @@ class RequestError(DecodeError):
         self.request_tag = request_tag
 
 
-# ---- Requests that ast.py does not model ---------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class BindRequest:
-    version: int
-    name: str
-    #: The simple password, or None for a SASL bind (then ``sasl_mechanism`` is set).
-    password: bytes | None
-    sasl_mechanism: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UnbindRequest:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class AbandonRequest:
-    message_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class CompareRequest:
-    dn: str
-    attr: str
-    value: str
-
-
-@dataclass(frozen=True, slots=True)
-class ExtendedRequest:
-    name: str
-    value: bytes | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateRequest:
-    """Add, Modify, Delete or ModifyDN: decoded only far enough to refuse it."""
-
-    kind: str
-    dn: str
-    tag: int
-
-
-Request = (
-    BindRequest | UnbindRequest | SearchRequest | AbandonRequest | CompareRequest | ExtendedRequest | UpdateRequest
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Message:
-    message_id: int
-    op: Request
-    controls: tuple[Control, ...] = ()
-
-
 # ---- Decoding ------------------------------------------------------------------------------------------------
-
-
-class _Bad(Exception):
-    """Internal: a structural fault inside a request body; turned into RequestError with context."""
-
-
-def _header(buf: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    """Read one tag and definite length at ``pos``: (tag, content start, content end), bounded by ``end``."""
-    if pos + 2 > end:
-        raise _Bad("truncated element")
-    tag = buf[pos]
-    if tag & 0x1F == 0x1F:
-        raise _Bad("multi-byte tags are not used by LDAP")
-    n = buf[pos + 1]
-    pos += 2
-    if n & 0x80:
-        k = n & 0x7F
-        if k == 0:
-            raise _Bad("indefinite length")
-        if k > 8 or pos + k > end:
-            raise _Bad("bad length")
-        n = int.from_bytes(buf[pos : pos + k], "big")
-        pos += k
-    cend = pos + n
-    if cend > end:
-        raise _Bad("length runs past the enclosing element")
-    return tag, pos, cend
-
-
-def _expect(buf: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
-    t, s, e = _header(buf, pos, end)
-    if t != tag:
-        raise _Bad(f"expected tag 0x{tag:02x}, got 0x{t:02x}")
-    return s, e
-
-
-def _int(buf: bytes, s: int, e: int) -> int:
-    if s == e or e - s > 8:
-        raise _Bad("bad integer length")
-    return int.from_bytes(buf[s:e], "big", signed=True)
-
-
-def _bool(buf: bytes, s: int, e: int) -> bool:
-    if e - s != 1:
-        raise _Bad("bad boolean")
-    return buf[s] != 0
-
-
-def _str(buf: bytes, s: int, e: int) -> str:
-    try:
-        return buf[s:e].decode("utf-8")
-    except UnicodeDecodeError:
-        raise _Bad("string is not UTF-8") from None
-
-
-def _octets(buf: bytes, pos: int, end: int) -> tuple[str, int]:
-    """An OCTET STRING holding UTF-8 text; returns it and the position after it."""
-    if pos + 2 <= end and buf[pos] == 0x04 and buf[pos + 1] < 0x80:  # short form: most strings, inlined
-        e = pos + 2 + buf[pos + 1]
-        if e <= end:
-            try:
-                return buf[pos + 2 : e].decode("utf-8"), e
-            except UnicodeDecodeError:
-                raise _Bad("string is not UTF-8") from None
-    s, e = _expect(buf, pos, end, 0x04)
-    return _str(buf, s, e), e
-
-
-def split_messages(buf: bytes | bytearray, max_size: int) -> tuple[list[bytes], int]:
-    """Cut complete LDAPMessages off the front of ``buf``: (messages, bytes consumed). Incomplete tail stays.
-
-    Raises FramingError when the stream cannot be framed (not a SEQUENCE, indefinite or absurd length),
-    MessageTooLarge when a message's declared size passes ``max_size``, before its body arrives.
-    """
-    out: list[bytes] = []
-    pos = 0
-    total = len(buf)
-    while pos < total:
-        if buf[pos] != 0x30:
-            raise FramingError("an LDAPMessage must start with a SEQUENCE tag")
-        if pos + 2 > total:
-            break
-        n = buf[pos + 1]
-        hdr = 2
-        if n & 0x80:
-            k = n & 0x7F
-            if k == 0:
-                raise FramingError("indefinite length is not allowed (RFC 4511 §5.1)")
-            if k > 8:
-                raise FramingError("length of length too large")
-            if pos + 2 + k > total:
-                break
-            n = int.from_bytes(buf[pos + 2 : pos + 2 + k], "big")
-            hdr += k
-        if hdr + n > max_size:
-            raise MessageTooLarge(f"message of {hdr + n} bytes exceeds the limit of {max_size}")
-        stop = pos + hdr + n
-        if stop > total:
-            break
-        out.append(bytes(buf[pos:stop]))
-        pos = stop
-    return out, pos
-
-
-def message_length(buf: bytes | bytearray) -> int:
-    """Total size of the message starting ``buf`` as far as its header tells; 0 while the header is incomplete."""
-    if len(buf) < 2:
-        return 0
-    n = buf[1]
-    if not n & 0x80:
-        return 2 + n
-    k = n & 0x7F
-    if len(buf) < 2 + k:
-        return 0
-    return 2 + k + int.from_bytes(buf[2 : 2 + k], "big")
 
 
 def decode_message(data: bytes) -> Message:
     """Decode one framed LDAPMessage (as split_messages returns it)."""
     try:
-        tag, s, end = _header(data, 0, len(data))
+        tag, s, end = header(data, 0, len(data))
         if tag != 0x30 or end != len(data):
-            raise _Bad("trailing bytes after the message")
-        ms, me = _expect(data, s, end, 0x02)
-        message_id = _int(data, ms, me)
+            raise Malformed("trailing bytes after the message")
+        ms, me = expect(data, s, end, 0x02)
+        message_id = decode_int(data, ms, me)
         if not 0 <= message_id <= MAX_INT:
-            raise _Bad("messageID out of range")
-        tag, os_, oe = _header(data, me, end)
-    except _Bad as exc:
+            raise Malformed("messageID out of range")
+        tag, os_, oe = header(data, me, end)
+    except Malformed as exc:
         raise FramingError(f"bad LDAPMessage envelope: {exc}") from None
     decoder = _OP_DECODERS.get(tag)
     if decoder is None:
@@ -268,11 +104,11 @@ def decode_message(data: bytes) -> Message:
         op = decoder(data, os_, oe, tag)
         controls: tuple[Control, ...] = ()
         if oe < end:
-            cs, ce = _expect(data, oe, end, 0xA0)
+            cs, ce = expect(data, oe, end, 0xA0)
             if ce != end:
-                raise _Bad("trailing bytes after controls")
+                raise Malformed("trailing bytes after controls")
             controls = _decode_controls(data, cs, ce)
-    except _Bad as exc:
+    except Malformed as exc:
         raise RequestError(str(exc), message_id, tag) from None
     except RecursionError:
         raise RequestError("filter nested too deeply", message_id, tag) from None
@@ -282,108 +118,108 @@ def decode_message(data: bytes) -> Message:
 def _decode_controls(buf: bytes, pos: int, end: int) -> tuple[Control, ...]:
     out = []
     while pos < end:
-        s, e = _expect(buf, pos, end, 0x30)
+        s, e = expect(buf, pos, end, 0x30)
         pos = e
-        oid, p = _octets(buf, s, e)
+        oid, p = decode_octets(buf, s, e)
         critical = False
         value = None
         if p < e and buf[p] == 0x01:
-            bs, be = _expect(buf, p, e, 0x01)
-            critical = _bool(buf, bs, be)
+            bs, be = expect(buf, p, e, 0x01)
+            critical = decode_bool(buf, bs, be)
             p = be
         if p < e:
-            vs, ve = _expect(buf, p, e, 0x04)
+            vs, ve = expect(buf, p, e, 0x04)
             value = bytes(buf[vs:ve])
             p = ve
         if p != e:
-            raise _Bad("trailing bytes in a control")
+            raise Malformed("trailing bytes in a control")
         out.append(Control(oid, critical, value))
     return tuple(out)
 
 
 def _bind(buf: bytes, s: int, e: int, tag: int) -> BindRequest:
-    vs, ve = _expect(buf, s, e, 0x02)
-    version = _int(buf, vs, ve)
-    name, p = _octets(buf, ve, e)
-    atag, as_, ae = _header(buf, p, e)
+    vs, ve = expect(buf, s, e, 0x02)
+    version = decode_int(buf, vs, ve)
+    name, p = decode_octets(buf, ve, e)
+    atag, as_, ae = header(buf, p, e)
     if ae != e:
-        raise _Bad("trailing bytes in BindRequest")
+        raise Malformed("trailing bytes in BindRequest")
     if atag == 0x80:
         return BindRequest(version, name, bytes(buf[as_:ae]))
     if atag == 0xA3:
-        mechanism, p = _octets(buf, as_, ae)
+        mechanism, p = decode_octets(buf, as_, ae)
         if p < ae:
-            _expect(buf, p, ae, 0x04)
+            expect(buf, p, ae, 0x04)
         return BindRequest(version, name, None, mechanism)
-    raise _Bad("unknown authentication choice")
+    raise Malformed("unknown authentication choice")
 
 
 def _unbind(buf: bytes, s: int, e: int, tag: int) -> UnbindRequest:
     if s != e:
-        raise _Bad("UnbindRequest must be empty")
+        raise Malformed("UnbindRequest must be empty")
     return UnbindRequest()
 
 
 def _abandon(buf: bytes, s: int, e: int, tag: int) -> AbandonRequest:
-    return AbandonRequest(_int(buf, s, e))
+    return AbandonRequest(decode_int(buf, s, e))
 
 
 def _compare(buf: bytes, s: int, e: int, tag: int) -> CompareRequest:
-    dn, p = _octets(buf, s, e)
-    as_, ae = _expect(buf, p, e, 0x30)
+    dn, p = decode_octets(buf, s, e)
+    as_, ae = expect(buf, p, e, 0x30)
     if ae != e:
-        raise _Bad("trailing bytes in CompareRequest")
-    attr, p = _octets(buf, as_, ae)
-    value, p = _octets(buf, p, ae)
+        raise Malformed("trailing bytes in CompareRequest")
+    attr, p = decode_octets(buf, as_, ae)
+    value, p = decode_octets(buf, p, ae)
     if p != ae:
-        raise _Bad("trailing bytes in AttributeValueAssertion")
+        raise Malformed("trailing bytes in AttributeValueAssertion")
     return CompareRequest(dn, attr, value)
 
 
 def _extended(buf: bytes, s: int, e: int, tag: int) -> ExtendedRequest:
-    ns, ne = _expect(buf, s, e, 0x80)
-    name = _str(buf, ns, ne)
+    ns, ne = expect(buf, s, e, 0x80)
+    name = decode_str(buf, ns, ne)
     value = None
     if ne < e:
-        vs, ve = _expect(buf, ne, e, 0x81)
+        vs, ve = expect(buf, ne, e, 0x81)
         if ve != e:
-            raise _Bad("trailing bytes in ExtendedRequest")
+            raise Malformed("trailing bytes in ExtendedRequest")
         value = bytes(buf[vs:ve])
     return ExtendedRequest(name, value)
 
 
 def _update(buf: bytes, s: int, e: int, tag: int) -> UpdateRequest:
     if tag == DELETE:
-        dn = _str(buf, s, e)
+        dn = decode_str(buf, s, e)
     else:
-        dn, _ = _octets(buf, s, e)
+        dn, _ = decode_octets(buf, s, e)
     return UpdateRequest(UPDATE_KINDS[tag], dn, tag)
 
 
 def _search(buf: bytes, s: int, e: int, tag: int) -> SearchRequest:
-    base, p = _octets(buf, s, e)
-    ts, te = _expect(buf, p, e, 0x0A)
-    scope_n = _int(buf, ts, te)
-    ts, te = _expect(buf, te, e, 0x0A)
-    deref_n = _int(buf, ts, te)
-    ts, te = _expect(buf, te, e, 0x02)
-    size_limit = _int(buf, ts, te)
-    ts, te = _expect(buf, te, e, 0x02)
-    time_limit = _int(buf, ts, te)
-    ts, te = _expect(buf, te, e, 0x01)
-    types_only = _bool(buf, ts, te)
+    base, p = decode_octets(buf, s, e)
+    ts, te = expect(buf, p, e, 0x0A)
+    scope_n = decode_int(buf, ts, te)
+    ts, te = expect(buf, te, e, 0x0A)
+    deref_n = decode_int(buf, ts, te)
+    ts, te = expect(buf, te, e, 0x02)
+    size_limit = decode_int(buf, ts, te)
+    ts, te = expect(buf, te, e, 0x02)
+    time_limit = decode_int(buf, ts, te)
+    ts, te = expect(buf, te, e, 0x01)
+    types_only = decode_bool(buf, ts, te)
     if not (0 <= scope_n <= 2 and 0 <= deref_n <= 3):
-        raise _Bad("scope or derefAliases out of range")
+        raise Malformed("scope or derefAliases out of range")
     if not (0 <= size_limit <= MAX_INT and 0 <= time_limit <= MAX_INT):
-        raise _Bad("sizeLimit or timeLimit out of range")
+        raise Malformed("sizeLimit or timeLimit out of range")
     flt, p = _filter(buf, te, e, 0)
-    ls, le = _expect(buf, p, e, 0x30)
+    ls, le = expect(buf, p, e, 0x30)
     if le != e:
-        raise _Bad("trailing bytes in SearchRequest")
+        raise Malformed("trailing bytes in SearchRequest")
     attrs = []
     p = ls
     while p < le:
-        a, p = _octets(buf, p, le)
+        a, p = decode_octets(buf, p, le)
         attrs.append(a)
     return SearchRequest(
         base, _SCOPES[scope_n], _DEREFS[deref_n], size_limit, time_limit, types_only, flt, tuple(attrs)
@@ -395,18 +231,18 @@ _DEREFS = tuple(DerefAliases)
 
 
 def _ava(buf: bytes, s: int, e: int) -> tuple[str, str]:
-    attr, p = _octets(buf, s, e)
-    value, p = _octets(buf, p, e)
+    attr, p = decode_octets(buf, s, e)
+    value, p = decode_octets(buf, p, e)
     if p != e:
-        raise _Bad("trailing bytes in AttributeValueAssertion")
+        raise Malformed("trailing bytes in AttributeValueAssertion")
     return attr, value
 
 
 def _filter(buf: bytes, pos: int, end: int, depth: int) -> tuple[Filter, int]:
     """Decode one Filter at ``pos``; returns it and the position after it."""
     if depth > MAX_FILTER_DEPTH:
-        raise _Bad("filter nested too deeply")
-    tag, s, e = _header(buf, pos, end)
+        raise Malformed("filter nested too deeply")
+    tag, s, e = header(buf, pos, end)
     if tag == 0xA3:
         return Equality(*_ava(buf, s, e)), e
     if tag == 0xA0 or tag == 0xA1:
@@ -417,11 +253,11 @@ def _filter(buf: bytes, pos: int, end: int, depth: int) -> tuple[Filter, int]:
             subs.append(f)
         return (And(tuple(subs)) if tag == 0xA0 else Or(tuple(subs))), e
     if tag == 0x87:
-        return Present(_str(buf, s, e)), e
+        return Present(decode_str(buf, s, e)), e
     if tag == 0xA2:
         f, p = _filter(buf, s, e, depth + 1)
         if p != e:
-            raise _Bad("NOT holds exactly one filter")
+            raise Malformed("NOT holds exactly one filter")
         return Not(f), e
     if tag == 0xA4:
         return _substrings(buf, s, e), e
@@ -433,14 +269,14 @@ def _filter(buf: bytes, pos: int, end: int, depth: int) -> tuple[Filter, int]:
         return Approx(*_ava(buf, s, e)), e
     if tag == 0xA9:
         return _extensible(buf, s, e), e
-    raise _Bad(f"unknown filter choice 0x{tag:02x}")
+    raise Malformed(f"unknown filter choice 0x{tag:02x}")
 
 
 def _substrings(buf: bytes, s: int, e: int) -> Substrings:
-    attr, p = _octets(buf, s, e)
-    ls, le = _expect(buf, p, e, 0x30)
+    attr, p = decode_octets(buf, s, e)
+    ls, le = expect(buf, p, e, 0x30)
     if le != e or ls == le:
-        raise _Bad("substrings needs at least one component")
+        raise Malformed("substrings needs at least one component")
     initial: str | None = None
     final: str | None = None
     anys: list[str] = []
@@ -448,9 +284,9 @@ def _substrings(buf: bytes, s: int, e: int) -> Substrings:
     first = True
     while p < le:
         if final is not None:
-            raise _Bad("final must be the last substring")
-        t, cs, ce = _header(buf, p, le)
-        v = _str(buf, cs, ce)
+            raise Malformed("final must be the last substring")
+        t, cs, ce = header(buf, p, le)
+        v = decode_str(buf, cs, ce)
         if t == 0x80 and first:
             initial = v
         elif t == 0x81:
@@ -458,7 +294,7 @@ def _substrings(buf: bytes, s: int, e: int) -> Substrings:
         elif t == 0x82:
             final = v
         else:
-            raise _Bad("bad substring component")
+            raise Malformed("bad substring component")
         first = False
         p = ce
     return Substrings(attr, initial, tuple(anys), final)
@@ -472,23 +308,23 @@ def _extensible(buf: bytes, s: int, e: int) -> Extensible:
     p = s
     last = 0
     while p < e:
-        t, cs, ce = _header(buf, p, e)
+        t, cs, ce = header(buf, p, e)
         if t <= last:
-            raise _Bad("extensibleMatch components out of order")
+            raise Malformed("extensibleMatch components out of order")
         last = t
         if t == 0x81:
-            rule = _str(buf, cs, ce)
+            rule = decode_str(buf, cs, ce)
         elif t == 0x82:
-            attr = _str(buf, cs, ce)
+            attr = decode_str(buf, cs, ce)
         elif t == 0x83:
-            value = _str(buf, cs, ce)
+            value = decode_str(buf, cs, ce)
         elif t == 0x84:
-            dn_attributes = _bool(buf, cs, ce)
+            dn_attributes = decode_bool(buf, cs, ce)
         else:
-            raise _Bad("bad extensibleMatch component")
+            raise Malformed("bad extensibleMatch component")
         p = ce
     if value is None or (rule is None and attr is None):
-        raise _Bad("extensibleMatch needs a value and a rule or a type")
+        raise Malformed("extensibleMatch needs a value and a rule or a type")
     return Extensible(rule, attr, value, dn_attributes)
 
 
@@ -511,51 +347,20 @@ def decode_paged_control(value: bytes | None) -> tuple[int, bytes]:
     if value is None:
         raise DecodeError("paged results control without a value")
     try:
-        s, e = _expect(value, 0, len(value), 0x30)
+        s, e = expect(value, 0, len(value), 0x30)
         if e != len(value):
-            raise _Bad("trailing bytes")
-        is_, ie = _expect(value, s, e, 0x02)
-        size = _int(value, is_, ie)
-        cs, ce = _expect(value, ie, e, 0x04)
+            raise Malformed("trailing bytes")
+        is_, ie = expect(value, s, e, 0x02)
+        size = decode_int(value, is_, ie)
+        cs, ce = expect(value, ie, e, 0x04)
         if ce != e or not 0 <= size <= MAX_INT:
-            raise _Bad("bad paged results value")
-    except _Bad as exc:
+            raise Malformed("bad paged results value")
+    except Malformed as exc:
         raise DecodeError(f"bad paged results control: {exc}") from None
     return size, bytes(value[cs:ce])
 
 
 # ---- Encoding ------------------------------------------------------------------------------------------------
-
-_SMALL_LEN = [bytes((i,)) for i in range(128)]
-
-
-def encode_length(n: int) -> bytes:
-    if n < 0x80:
-        return _SMALL_LEN[n]
-    if n < 0x100:
-        return bytes((0x81, n))
-    if n < 0x10000:
-        return b"\x82" + n.to_bytes(2, "big")
-    if n < 0x1000000:
-        return b"\x83" + n.to_bytes(3, "big")
-    return b"\x84" + n.to_bytes(4, "big")
-
-
-def tlv(tag: bytes, content: bytes) -> bytes:
-    n = len(content)
-    if n < 0x80:
-        return tag + _SMALL_LEN[n] + content
-    return tag + encode_length(n) + content
-
-
-def encode_int(n: int, tag: bytes = b"\x02") -> bytes:
-    return tlv(tag, n.to_bytes(n.bit_length() // 8 + 1, "big", signed=True))
-
-
-def octets(value: str | bytes) -> bytes:
-    raw = value.encode("utf-8") if isinstance(value, str) else value
-    return tlv(b"\x04", raw)
-
 
 _MSGID: list[bytes] = [encode_int(i) for i in range(1024)]
 

@@ -17,7 +17,7 @@ from sds_registry.ldap.directory import Directory
 from sds_registry.ldap.filterstr import parse_filter
 from sds_registry.ldap.ldif import import_ldif
 from tests.functional.ldap import slapd_support as support
-from tests.functional.ldap.test_server_clients import base_settings, running_server
+from tests.support.ldap import base_settings, running_server
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)

@@ -6,10 +6,6 @@ through the LDIF importer; each backend is served both on the loop and from the 
 
 from __future__ import annotations
 
-import asyncio
-import datetime
-import io
-import ipaddress
 import os
 import shutil
 import socket
@@ -20,7 +16,6 @@ import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -28,142 +23,24 @@ import pytest
 with warnings.catch_warnings():  # ldap3 2.9 imports names pyasn1 0.6 deprecates
     warnings.simplefilter("ignore", DeprecationWarning)
     import ldap3
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from sds_registry.config import Settings
 from sds_registry.ldap import codec
 from sds_registry.ldap.directory import Directory
-from sds_registry.ldap.ldif import import_ldif
-from sds_registry.ldap.server import serve_ldap
-
-IN_CI = os.environ.get("CI", "").lower() == "true"
-LDAPSEARCH = shutil.which("ldapsearch")
-STRUCTURED = "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getstructuredrecord-1"
-
-
-SAMPLE_LDIF = f"""dn: uniqueIdentifier=472b35d4641b76454b13,ou=Services,o=nhs
-objectClass: top
-objectClass: nhsMhs
-uniqueIdentifier: 472b35d4641b76454b13
-nhsIDCode: T99999
-nhsMHSPartyKey: T99999-9999999
-nhsMhsSvcIA: {STRUCTURED}
-nhsMHsSN: urn:nhs:names:services:gpconnect
-nhsMHsIN: fhir:operation:gpc.getstructuredrecord-1
-nhsMHSEndPoint: https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured
-nhsMhsFQDN: pcs.thirdparty.nhs.uk
-nhsMhsCPAId: 472b35d4641b76454b13
-nhsMHSIsAuthenticated: none
-nhsEPInteractionType: FHIR
-nhsProductKey: 2866
-nhsRequestorURP: System
-nhsDateRequested: 20180622122201
-nhsApproverURP: System
-nhsDateApproved: 20180622124804
-
-dn: uniqueIdentifier=999999999999,ou=Services,o=nhs
-objectClass: top
-objectClass: nhsAs
-uniqueIdentifier: 999999999999
-nhsIDCode: T99999
-nhsMHSPartyKey: T99999-9999999
-nhsAsSvcIA: {STRUCTURED}
-nhsProductKey: 2866
-nhsRequestorURP: System
-nhsDateRequested: 20220104231129
-nhsApproverURP: System
-nhsDateApproved: 20220105001044
-"""
-
-
-def _bulk_as(i: int) -> str:
-    return f"""dn: uniqueIdentifier={200000000000 + i},ou=Services,o=nhs
-objectClass: top
-objectClass: nhsAs
-uniqueIdentifier: {200000000000 + i}
-nhsIDCode: B81001
-nhsMHSPartyKey: B81001-{100000 + i}
-nhsAsSvcIA: urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1
-nhsProductKey: 2866
-nhsRequestorURP: System
-nhsDateRequested: 20220104231129
-nhsApproverURP: System
-nhsDateApproved: 20220105001044
-"""
-
-
-def load_sample(engine: Engine) -> None:
-    """The GP Connect worked example (T99999) and 25 AS records of practice B81001, through the LDIF importer."""
-    text = SAMPLE_LDIF + "".join("\n" + _bulk_as(i) for i in range(25))
-    with Session(engine) as session:
-        report = import_ldif(session, io.StringIO(text))
-        assert report.ok, report
-        session.commit()
-
-
-@dataclass
-class RunningServer:
-    host: str
-    port: int
-    ldaps_port: int | None
-    settings: Settings
-    loop: asyncio.AbstractEventLoop
-    thread: threading.Thread
-
-    @property
-    def uri(self) -> str:
-        return f"ldap://{self.host}:{self.port}"
-
-
-@contextmanager
-def running_server(settings: Settings, directory: object, inline: bool = True) -> Iterator[RunningServer]:
-    """serve_ldap in a thread with its own event loop; stopped and joined on exit."""
-    ready = threading.Event()
-    box: dict[str, object] = {}
-
-    def target() -> None:
-        loop = asyncio.new_event_loop()
-        box["loop"] = loop
-        stop = asyncio.Event()
-        box["stop"] = stop
-
-        def on_ready(addresses: dict[str, tuple[str, int]]) -> None:
-            box["addresses"] = addresses
-            ready.set()
-
-        try:
-            loop.run_until_complete(serve_ldap(settings, directory, stop, inline=inline, on_ready=on_ready))  # type: ignore[arg-type]
-        except BaseException as exc:  # noqa: BLE001 - reported to the test below
-            box["error"] = exc
-            ready.set()
-        finally:
-            loop.close()
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    assert ready.wait(10), "server did not start"
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    addresses: dict[str, tuple[str, int]] = box["addresses"]  # type: ignore[assignment]
-    loop: asyncio.AbstractEventLoop = box["loop"]  # type: ignore[assignment]
-    host, port = addresses["ldap"]
-    server = RunningServer(host, port, addresses.get("ldaps", (None, None))[1], settings, loop, thread)
-    try:
-        yield server
-    finally:
-        loop.call_soon_threadsafe(box["stop"].set)  # type: ignore[attr-defined]
-        thread.join(10)
-        assert not thread.is_alive(), "server did not stop"
-        assert "error" not in box, box.get("error")
-
-
-def base_settings(**kw: object) -> Settings:
-    return replace(Settings(), **{"ldap_bind": "127.0.0.1:0", "ldaps_bind": "", **kw})  # type: ignore[arg-type]
+from tests.support.ldap import (
+    STRUCTURED,
+    Pki,
+    RunningServer,
+    assert_serves,
+    base_settings,
+    ldapsearch,
+    load_sample,
+    make_pki,
+    raw_socket,
+    running_server,
+    search_message,
+)
 
 
 @pytest.fixture
@@ -286,23 +163,6 @@ def test_many_connections_at_once(server: RunningServer) -> None:
 # ---- OpenLDAP's ldapsearch ----------------------------------------------------------------------------------------
 
 
-def _need_ldapsearch() -> str:
-    if LDAPSEARCH is None:
-        if IN_CI:
-            pytest.fail("ldapsearch (ldap-utils) is required under CI=true")
-        pytest.skip("ldapsearch is not installed")
-    return LDAPSEARCH
-
-
-def ldapsearch(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    cmd = [_need_ldapsearch(), "-x", "-LLL", "-o", "ldif-wrap=no", "-o", "nettimeout=10", *args]
-    if env:  # LDAPNOINIT would also drop the LDAPTLS_* variables; point the config files nowhere instead
-        full_env = dict(os.environ, LDAPCONF="/dev/null", LDAPRC="sds-test-no-such-ldaprc", **env)
-    else:
-        full_env = dict(os.environ, LDAPNOINIT="1")
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=30, env=full_env)
-
-
 def test_gp_connect_documented_queries_with_ldapsearch(server: RunningServer) -> None:
     """The GPC SDS page's commands as written: spaces between sub-filters, mixed-case attribute names."""
     step1 = ldapsearch(
@@ -370,80 +230,9 @@ def test_ldapsearch_file_of_filters_on_one_connection(server: RunningServer, tmp
 # ---- TLS: StartTLS and LDAPS with mutual authentication -------------------------------------------------------------
 
 
-@dataclass
-class Pki:
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-    rogue_cert: Path
-    rogue_key: Path
-
-
-def _key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _write(path: Path, cert: x509.Certificate, key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
-    path.with_suffix(".crt").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    path.with_suffix(".key").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return path.with_suffix(".crt"), path.with_suffix(".key")
-
-
-def _issue(
-    name: str,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: x509.Name,
-    issuer_key: ec.EllipticCurvePrivateKey,
-    *,
-    ca: bool = False,
-    server: bool = False,
-) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(issuer)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-    )
-    if ca:
-        builder = builder.add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True
-        ).add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    else:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]),
-            critical=False,
-        ).add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()), critical=False)
-    if server:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-    return builder.sign(issuer_key, hashes.SHA256())
-
-
 @pytest.fixture(scope="module")
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
-    d = tmp_path_factory.mktemp("pki")
-    ca_key = _key()
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "SDS Test Root CA")])
-    ca_cert = _issue("SDS Test Root CA", ca_key, ca_name, ca_key, ca=True)
-    ca_path, _ = _write(d / "ca", ca_cert, ca_key)
-    skey, ckey, rkey = _key(), _key(), _key()
-    scert, skeyp = _write(d / "server", _issue("localhost", skey, ca_name, ca_key, server=True), skey)
-    ccert, ckeyp = _write(d / "client", _issue("gpc-consumer", ckey, ca_name, ca_key), ckey)
-    rogue_ca = _key()
-    rogue_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Rogue CA")])
-    rcert, rkeyp = _write(d / "rogue", _issue("rogue", rkey, rogue_name, rogue_ca), rkey)
-    return Pki(ca_path, scert, skeyp, ccert, ckeyp, rcert, rkeyp)
+    return make_pki(tmp_path_factory.mktemp("pki"))
 
 
 @pytest.fixture
@@ -531,11 +320,6 @@ def test_ldaps_and_start_tls_with_ldapsearch(tls_server: RunningServer, pki: Pki
 # ---- limits and robustness with raw sockets -------------------------------------------------------------------------
 
 
-def _raw(server: RunningServer) -> socket.socket:
-    s = socket.create_connection((server.host, server.port), timeout=5)
-    return s
-
-
 def _read_until_closed(sock: socket.socket) -> bytes:
     data = b""
     while chunk := sock.recv(65536):
@@ -543,31 +327,9 @@ def _read_until_closed(sock: socket.socket) -> bytes:
     return data
 
 
-def _search_message(message_id: int) -> bytes:
-    """(uniqueIdentifier=999999999999) under ou=services,o=nhs, subtree, attribute nhsIDCode; built by hand."""
-    body = (
-        codec.octets("ou=services,o=nhs")
-        + b"\x0a\x01\x02\x0a\x01\x00\x02\x01\x00\x02\x01\x00\x01\x01\x00"
-        + codec.tlv(b"\xa3", codec.octets("uniqueIdentifier") + codec.octets("999999999999"))
-        + codec.tlv(b"\x30", codec.octets("nhsIDCode"))
-    )
-    return codec.tlv(b"\x30", codec.encode_int(message_id) + codec.tlv(b"\x63", body))
-
-
-def _assert_serves(server: RunningServer) -> None:
-    with _raw(server) as s:
-        s.sendall(_search_message(1))
-        data = b""
-        while not data.endswith(codec.encode_search_done(1)):
-            chunk = s.recv(65536)
-            assert chunk, "server closed a healthy connection"
-            data += chunk
-        assert b"T99999" in data
-
-
 def test_idle_connections_are_closed(directory: Directory) -> None:
     with running_server(base_settings(ldap_idle_timeout=0.3), directory) as server:
-        with _raw(server) as s:
+        with raw_socket(server) as s:
             t0 = time.monotonic()
             assert _read_until_closed(s) == b""
             assert 0.25 < time.monotonic() - t0 < 3
@@ -575,38 +337,38 @@ def test_idle_connections_are_closed(directory: Directory) -> None:
 
 def test_excess_connections_are_closed_at_once(directory: Directory) -> None:
     with running_server(base_settings(ldap_max_connections=2), directory) as server:
-        with _raw(server) as a, _raw(server) as b:
-            a.sendall(_search_message(1))
-            b.sendall(_search_message(1))
+        with raw_socket(server) as a, raw_socket(server) as b:
+            a.sendall(search_message(1))
+            b.sendall(search_message(1))
             assert a.recv(65536) and b.recv(65536)
-            with _raw(server) as c:
+            with raw_socket(server) as c:
                 notice = _read_until_closed(c)
                 assert codec.NOTICE_OF_DISCONNECTION.encode() in notice
         time.sleep(0.2)
-        _assert_serves(server)
+        assert_serves(server)
 
 
 def test_oversized_message_disconnects_only_that_client(directory: Directory) -> None:
     with running_server(base_settings(ldap_max_message_bytes=4096), directory) as server:
-        with _raw(server) as healthy, _raw(server) as bad:
+        with raw_socket(server) as healthy, raw_socket(server) as bad:
             bad.sendall(b"\x30\x84\x00\x10\x00\x00" + b"\x00" * 1000)
             notice = _read_until_closed(bad)
             assert codec.NOTICE_OF_DISCONNECTION.encode() in notice
-            healthy.sendall(_search_message(5))
+            healthy.sendall(search_message(5))
             assert b"T99999" in healthy.recv(65536)
 
 
 def test_garbage_gets_a_notice_and_the_server_goes_on(server: RunningServer) -> None:
-    with _raw(server) as s:
+    with raw_socket(server) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         notice = _read_until_closed(s)
         assert codec.NOTICE_OF_DISCONNECTION.encode() in notice
-    _assert_serves(server)
+    assert_serves(server)
 
 
 def test_pipelined_requests_are_answered_in_order(server: RunningServer) -> None:
-    with _raw(server) as s:
-        s.sendall(b"".join(_search_message(i) for i in range(1, 201)))
+    with raw_socket(server) as s:
+        s.sendall(b"".join(search_message(i) for i in range(1, 201)))
         data = b""
         last = codec.encode_search_done(200)
         while not data.endswith(last):
@@ -619,8 +381,8 @@ def test_pipelined_requests_are_answered_in_order(server: RunningServer) -> None
 
 def test_half_closed_client_still_gets_its_answers(server: RunningServer) -> None:
     """A client that sends its searches then shuts down its side (ldapsearch -f < file style) gets every answer."""
-    with _raw(server) as s:
-        s.sendall(b"".join(_search_message(i) for i in range(1, 51)))
+    with raw_socket(server) as s:
+        s.sendall(b"".join(search_message(i) for i in range(1, 51)))
         s.shutdown(socket.SHUT_WR)
         data = _read_until_closed(s)
     messages, used = codec.split_messages(data, 1 << 20)
@@ -630,8 +392,8 @@ def test_half_closed_client_still_gets_its_answers(server: RunningServer) -> Non
 
 def test_stopping_the_server_sends_a_notice_to_open_connections(directory: Directory) -> None:
     with running_server(base_settings(), directory) as server:
-        s = _raw(server)
-        s.sendall(_search_message(1))
+        s = raw_socket(server)
+        s.sendall(search_message(1))
         assert s.recv(65536)  # the connection is up and served
     with s:
         notice = _read_until_closed(s)
@@ -656,7 +418,7 @@ class _SlowScans:
 def test_a_large_search_does_not_stall_other_clients(directory: Directory) -> None:
     """On SQLite, pinned lookups run on the loop; a search that may return the whole tree goes to the pool."""
     with running_server(base_settings(), _SlowScans(directory), inline=True) as server:
-        big = _raw(server)
+        big = raw_socket(server)
         body = (
             codec.octets("o=nhs")
             + b"\x0a\x01\x02\x0a\x01\x00\x02\x01\x00\x02\x01\x00\x01\x01\x00"
@@ -666,7 +428,7 @@ def test_a_large_search_does_not_stall_other_clients(directory: Directory) -> No
         big.sendall(codec.tlv(b"\x30", codec.encode_int(1) + codec.tlv(b"\x63", body)))
         time.sleep(0.1)
         t0 = time.monotonic()
-        _assert_serves(server)
+        assert_serves(server)
         assert time.monotonic() - t0 < 0.5
         data = b""
         while not data.endswith(codec.encode_search_done(1)):

@@ -25,13 +25,7 @@ from sds_registry.db import make_engine
 from sds_registry.ldap import codec
 from sds_registry.ldap.directory import Directory
 from sds_registry.migrate import sync_catalogue, upgrade
-from tests.functional.ldap.test_server_clients import (
-    _assert_serves,
-    _search_message,
-    base_settings,
-    load_sample,
-    running_server,
-)
+from tests.support.ldap import assert_serves, base_settings, load_sample, running_server, search_message
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TOTAL = 100_000 if IN_CI else int(os.environ.get("SDS_LDAP_FUZZ_MESSAGES", "20000"))
@@ -56,7 +50,7 @@ def _valid_messages() -> list[bytes]:
     )
     paged = codec.encode_controls([codec.paged_control(5, b"")])
     return [
-        _search_message(3),
+        search_message(3),
         msg(4, 0x63, search),
         msg(5, 0x63, search, paged),
         msg(6, 0x60, b"\x02\x01\x03" + codec.octets("") + b"\x80\x00"),
@@ -193,4 +187,4 @@ def test_server_survives_malformed_messages(caplog: pytest.LogCaptureFixture, sq
         assert sent >= TOTAL
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert not errors, [r.getMessage() for r in errors[:5]]
-        _assert_serves(server)
+        assert_serves(server)

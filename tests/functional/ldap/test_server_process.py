@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from sds_registry.db import make_engine
 from sds_registry.ldap import codec
 from sds_registry.migrate import sync_catalogue, upgrade
-from tests.functional.ldap.test_server_clients import _search_message, load_sample
+from tests.support.ldap import load_sample, search_message
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -43,7 +43,7 @@ def _free_port() -> int:
 
 def _search(port: int, message_id: int = 1) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        s.sendall(_search_message(message_id))
+        s.sendall(search_message(message_id))
         data = b""
         while not data.endswith(codec.encode_search_done(message_id)):
             chunk = s.recv(65536)
