@@ -5,11 +5,12 @@ Takes a Session; never commits. Each lookup is a bounded index probe (see the in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, literal_column, select
 from sqlalchemy.orm import Session
 
 from sds_registry.errors import NotFound
@@ -188,7 +189,6 @@ _MHS_VIEW_COLUMNS = (
     "ods_code", "party_key", "interaction_id", "unique_identifier", "cpa_id", "fqdn", "sync_reply_mode",
     "retry_interval", "retries", "persist_duration", "duplicate_elimination", "ack_requested",
 )
-_AS_VIEW_COLUMNS = ("asid", "ods_code", "party_key", "manufacturer_org")
 _view_statements: dict[tuple[str, ...], Any] = {}
 _compiled_sql: dict[tuple[int, str], tuple[str, tuple[str, ...] | None]] = {}
 
@@ -242,11 +242,6 @@ def _mhs_view(scalars: tuple[Any, ...], endpoints: dict[int, str], actors: dict[
     return MhsView(**values, endpoints=tuple(endpoints.values()), actors=tuple(actors.values()))
 
 
-def _as_view(scalars: tuple[Any, ...], interactions: dict[int, str], clients: dict[int, str]) -> AsView:
-    values = dict(zip(_AS_VIEW_COLUMNS, scalars, strict=True))
-    return AsView(**values, interactions=tuple(interactions.values()), clients=tuple(clients.values()))
-
-
 def find_mhs_views(
     session: Session, *, ods_code: str | None = None, interaction_id: str | None = None, party_key: str | None = None
 ) -> list[MhsView]:
@@ -274,21 +269,29 @@ def find_mhs_views(
     return views
 
 
-def _as_view_statement(filters: tuple[str, ...]) -> Any:
-    key = ("as", *filters)
+def _child_values(table: str, fk: str, value: str, parent: str, dialect: str) -> Any:
+    """One child table's values for a parent row, as a JSON array in position order, inside the same query."""
+    if dialect == "postgresql":
+        sql = f"(SELECT json_agg({value} ORDER BY position) FROM {table} WHERE {fk} = {parent})"
+    else:  # an ordered inner query: left alone, SQLite may read a covering index and aggregate alphabetically
+        sql = (f"(SELECT json_group_array(v) FROM (SELECT {value} AS v FROM {table} WHERE {fk} = {parent} "
+               "ORDER BY position))")
+    return literal_column(sql)
+
+
+def _as_view_statement(filters: tuple[str, ...], dialect: str) -> Any:
+    key = ("as", dialect, *filters)
     stmt = _view_statements.get(key)
     if stmt is None:
         from sqlalchemy import bindparam
 
-        from sds_registry.models import AsClient
-
         s = AccreditedSystem.__table__
-        i = AsInteraction.__table__
-        c = AsClient.__table__
         matched = AsInteraction.__table__.alias("matched")
-        stmt = select(s.c.id, s.c.asid, s.c.ods_code, s.c.party_key, s.c.manufacturer_org, i.c.position,
-                      i.c.interaction_id, c.c.position, c.c.ods_code).select_from(
-            s.outerjoin(i, i.c.as_id == s.c.id).outerjoin(c, c.c.as_id == s.c.id))
+        stmt = select(
+            s.c.asid, s.c.ods_code, s.c.party_key, s.c.manufacturer_org,
+            _child_values("as_interactions", "as_id", "interaction_id", "accredited_systems.id", dialect),
+            _child_values("as_clients", "as_id", "ods_code", "accredited_systems.id", dialect),
+        ).select_from(s)
         if "ods_code" in filters:
             stmt = stmt.where(s.c.ods_code == bindparam("ods_code"))
         if "party_key" in filters:
@@ -301,9 +304,15 @@ def _as_view_statement(filters: tuple[str, ...]) -> Any:
                 .where(matched.c.as_id == s.c.id, matched.c.interaction_id == bindparam("interaction_id"))
                 .exists()
             )
-        stmt = stmt.order_by(s.c.id, i.c.position, c.c.position)
+        stmt = stmt.order_by(s.c.id)
         _view_statements[key] = stmt
     return stmt
+
+
+def _json_list(value: Any) -> tuple[str, ...]:
+    if value is None:  # PostgreSQL's json_agg over no rows
+        return ()
+    return tuple(json.loads(value) if isinstance(value, str) else value)
 
 
 def find_accredited_system_views(
@@ -319,21 +328,9 @@ def find_accredited_system_views(
               "party_key": party_key.lower() if party_key is not None else None,
               "manufacturer_org": manufacturer_org}
     filters = tuple(name for name, value in params.items() if value is not None)
-    rows = _fetch(session, _as_view_statement(filters), {k: params[k] for k in filters})
-    views: list[AsView] = []
-    current: int | None = None
-    scalars: tuple[Any, ...] = ()
-    interactions: dict[int, str] = {}
-    clients: dict[int, str] = {}
-    for row in rows:
-        if row[0] != current:
-            if current is not None:
-                views.append(_as_view(scalars, interactions, clients))
-            current, scalars, interactions, clients = row[0], tuple(row[1:5]), {}, {}
-        if row[5] is not None:
-            interactions.setdefault(row[5], row[6])
-        if row[7] is not None:
-            clients.setdefault(row[7], row[8])
-    if current is not None:
-        views.append(_as_view(scalars, interactions, clients))
-    return views
+    statement = _as_view_statement(filters, session.connection().dialect.name)
+    return [
+        AsView(asid=row[0], ods_code=row[1], party_key=row[2], manufacturer_org=row[3],
+               interactions=_json_list(row[4]), clients=_json_list(row[5]))
+        for row in _fetch(session, statement, {k: params[k] for k in filters})
+    ]

@@ -1,0 +1,32 @@
+"""The FHIR facade's flat reads keep multi-valued attributes in stored order, on both backends."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from sds_registry.domain.interactions import PROVIDER_DEFAULT
+from sds_registry.services import directory, registry
+
+METADATA = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
+
+
+def test_accredited_system_views_keep_stored_order(session: Session) -> None:
+    registry.register_provider(session, {"ods_code": "A20047", "fqdn": "gpc.supplier.nhs.uk", "asid": "918999198993"},
+                               registry.CLI_ACTOR)
+    consumer = list(reversed(PROVIDER_DEFAULT[:5]))  # deliberately not alphabetical
+    registry.create_accredited_system(session, {
+        "asid": "200000000359", "ods_code": "GPC001", "party_key": "GPC001-820359", "interactions": consumer,
+        "clients": ["ZZZ01", "GPC001", "AAA01"]}, registry.CLI_ACTOR)
+    registry.create_accredited_system(session, {
+        "asid": "200000000360", "ods_code": "GPC002", "party_key": "GPC002-820360", "interactions": [METADATA],
+        "clients": []}, registry.CLI_ACTOR)
+    session.commit()
+    [provider] = directory.find_accredited_system_views(session, ods_code="A20047", interaction_id=METADATA)
+    assert provider.interactions == PROVIDER_DEFAULT and provider.clients == ("A20047",)
+    assert sorted(PROVIDER_DEFAULT) != list(PROVIDER_DEFAULT)
+    [system] = directory.find_accredited_system_views(session, ods_code="GPC001")
+    assert system.interactions == tuple(consumer)
+    assert system.clients == ("ZZZ01", "GPC001", "AAA01")
+    [bare] = directory.find_accredited_system_views(session, party_key="gpc002-820360")
+    assert bare.asid == "200000000360" and bare.clients == ("GPC002",)
+    assert directory.find_accredited_system_views(session, ods_code="NOPE1") == []
