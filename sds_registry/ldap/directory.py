@@ -255,9 +255,13 @@ class Directory:
             from sqlalchemy.dialects.postgresql import aggregate_order_by
 
             agg = func.json_agg(aggregate_order_by(value, table.c.position))
-        else:  # SQLite visits the (fk, position) primary key in order
-            agg = func.json_group_array(value)
-        return select(agg).where(fk == parent).scalar_subquery()
+            return select(agg).where(fk == parent).scalar_subquery()
+        # SQLite aggregates rows in the order they arrive; left alone it may read a covering index such as
+        # (as_id, interaction_id) and answer alphabetically, so feed it an ordered inner query (stored order).
+        return literal_column(
+            f"(SELECT json_group_array(v) FROM (SELECT {value.name} AS v FROM {table.name} "
+            f"WHERE {fk.name} = {parent.table.name}.{parent.name} ORDER BY position))"
+        )
 
     @staticmethod
     def _builder(

@@ -30,3 +30,29 @@ def test_accredited_system_views_keep_stored_order(session: Session) -> None:
     [bare] = directory.find_accredited_system_views(session, party_key="gpc002-820360")
     assert bare.asid == "200000000360" and bare.clients == ("GPC002",)
     assert directory.find_accredited_system_views(session, ods_code="NOPE1") == []
+
+
+def test_ldap_returns_multi_valued_attributes_in_stored_order(session: Session) -> None:
+    from sqlalchemy.engine import Engine
+
+    from sds_registry.config import Settings
+    from sds_registry.ldap import ast
+    from sds_registry.ldap.directory import Directory
+    from sds_registry.ldap.filterstr import parse_filter
+
+    consumer = list(reversed(PROVIDER_DEFAULT[:5]))
+    registry.create_accredited_system(session, {
+        "asid": "200000000359", "ods_code": "GPC001", "party_key": "GPC001-820359", "interactions": consumer,
+        "clients": ["ZZZ01", "GPC001", "AAA01"]}, registry.CLI_ACTOR)
+    session.commit()
+    bind = session.get_bind()
+    assert isinstance(bind, Engine)
+    directory_ = Directory(bind, Settings())
+    try:
+        request = ast.SearchRequest("ou=services,o=nhs", ast.Scope.SUB, ast.DerefAliases.NEVER, 0, 0, False,
+                                    parse_filter("(uniqueIdentifier=200000000359)"), ("nhsAsSvcIA", "nhsAsClient"))
+        entries, result = directory_.search(request, 0, 0)
+    finally:
+        directory_.close()
+    assert result.code == 0
+    assert dict(entries[0].attributes) == {"nhsAsSvcIA": consumer, "nhsAsClient": ["ZZZ01", "GPC001", "AAA01"]}
