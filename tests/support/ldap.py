@@ -32,6 +32,7 @@ from sds_registry.config import Settings
 from sds_registry.ldap import codec
 from sds_registry.ldap.ldif import import_ldif
 from sds_registry.ldap.server import serve_ldap
+from sds_registry.migrate import sync_catalogue, upgrade
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 LDAPSEARCH = shutil.which("ldapsearch")
@@ -287,3 +288,20 @@ def assert_serves(server: RunningServer) -> None:
             assert chunk, "server closed a healthy connection"
             data += chunk
         assert b"T99999" in data
+
+
+def sample_sqlite_database(directory: Path) -> str:
+    """A migrated SQLite file in ``directory`` holding the sample directory (load_sample); returns its URL."""
+    from sds_registry.db import make_engine
+
+    url = f"sqlite:///{directory / 'sds.sqlite3'}"
+    upgrade(url)
+    engine = make_engine(url)
+    try:
+        with Session(engine) as s:
+            sync_catalogue(s)
+            s.commit()
+        load_sample(engine)
+    finally:
+        engine.dispose()
+    return url

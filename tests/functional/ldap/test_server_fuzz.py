@@ -18,14 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session
 
 from sds_registry.config import Settings
 from sds_registry.db import make_engine
 from sds_registry.ldap import codec
 from sds_registry.ldap.directory import Directory
-from sds_registry.migrate import sync_catalogue, upgrade
-from tests.support.ldap import assert_serves, base_settings, load_sample, running_server, search_message
+from tests.support.ldap import assert_serves, base_settings, running_server, sample_sqlite_database, search_message
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TOTAL = 100_000 if IN_CI else int(os.environ.get("SDS_LDAP_FUZZ_MESSAGES", "20000"))
@@ -135,13 +133,7 @@ def _op_tag(message: bytes) -> int:
 @pytest.fixture
 def sqlite_directory(tmp_path: Path) -> Iterator[Directory]:
     """The real Directory on its own SQLite file (the fuzz runs on one backend to stay within a minute)."""
-    url = f"sqlite:///{tmp_path / 'fuzz.sqlite3'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with Session(engine) as s:
-        sync_catalogue(s)
-        s.commit()
-    load_sample(engine)
+    engine = make_engine(sample_sqlite_database(tmp_path))
     directory = Directory(engine, Settings())
     yield directory
     directory.close()

@@ -12,27 +12,16 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session
 
-from sds_registry.db import make_engine
 from sds_registry.ldap import codec
-from sds_registry.migrate import sync_catalogue, upgrade
-from tests.support.ldap import load_sample, search_message
+from tests.support.ldap import sample_sqlite_database, search_message
 
 REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
 def database_file(tmp_path: Path) -> Iterator[str]:
-    url = f"sqlite:///{tmp_path / 'sds.sqlite3'}"
-    upgrade(url)
-    engine = make_engine(url)
-    with Session(engine) as s:
-        sync_catalogue(s)
-        s.commit()
-    load_sample(engine)
-    engine.dispose()
-    yield url
+    yield sample_sqlite_database(tmp_path)
 
 
 def _free_port() -> int:
