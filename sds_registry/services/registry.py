@@ -105,6 +105,14 @@ def _apply(row: Any, values: Mapping[str, Any], scalars: tuple[str, ...], lists:
     row.updated_at = utcnow()
 
 
+def _merge(current: Mapping[str, Any], names: tuple[str, ...], data: Mapping[str, Any], *, partial: bool,
+           pinned: Mapping[str, Any]) -> dict[str, Any]:
+    """The record an update asks for: PATCH keeps stored values the body leaves out, PUT replaces them all; the
+    key stays pinned; None means unset."""
+    base = {k: current[k] for k in names} if partial else {}
+    return {k: v for k, v in {**base, **data, **pinned}.items() if v is not None}
+
+
 def _immutable(data: Mapping[str, Any], name: str, current: str) -> None:
     if name in data and data[name] != current:
         raise InvalidIdentifier.single(name, "immutable", f"{name} cannot change (it is {current!r})")
@@ -147,10 +155,9 @@ def update_organisation(session: Session, ods_code: str, data: Mapping[str, Any]
     actor.check_may_write(row.ods_code)
     _check_version(row, expected_version, f"organisation {ods_code!r}")
     _immutable(data, "ods_code", row.ods_code)
-    merged = {**({k: getattr(row, k) for k in ORG_SCALARS} if partial else {}), **data, "ods_code": row.ods_code}
-    merged = {k: v for k, v in merged.items() if v is not None}
-    cleaned = records.clean_organisation(merged)
     before = organisation_dict(row)
+    merged = _merge(before, ORG_SCALARS, data, partial=partial, pinned={"ods_code": row.ods_code})
+    cleaned = records.clean_organisation(merged)
     _apply(row, {"org_type": "GP Practice", **cleaned.values}, ORG_SCALARS, (), cleaned.flags, replace=True)
     _flush(session, f"organisation {ods_code!r}")
     _audit(session, actor, "update", "organisation", ods_code, before, organisation_dict(row))
@@ -209,9 +216,7 @@ def update_accredited_system(session: Session, asid: str, data: Mapping[str, Any
     _check_version(row, expected_version, f"accredited system {asid!r}")
     _immutable(data, "asid", row.asid)
     current = accredited_system_dict(row)
-    base = {k: current[k] for k in (*AS_SCALARS, *AS_LISTS)} if partial else {}
-    merged = {**base, **data, "asid": row.asid}
-    merged = {k: v for k, v in merged.items() if v is not None}
+    merged = _merge(current, (*AS_SCALARS, *AS_LISTS), data, partial=partial, pinned={"asid": row.asid})
     cleaned = records.clean_accredited_system(merged)
     actor.check_may_write(cleaned.values["ods_code"])
     _apply(row, _as_defaults(dict(cleaned.values)), AS_SCALARS, AS_LISTS, cleaned.flags, replace=True)
@@ -286,16 +291,14 @@ def update_mhs(session: Session, unique_identifier: str, data: Mapping[str, Any]
     _check_version(row, expected_version, f"message handling system {unique_identifier!r}")
     _immutable(data, "unique_identifier", row.unique_identifier)
     current = mhs_dict(row)
-    base = {k: current[k] for k in (*MHS_SCALARS, *MHS_LISTS)} if partial else {}
-    if not partial:
-        base["cpa_id"] = row.cpa_id
-    merged = {**base, **data, "unique_identifier": row.unique_identifier}
+    body = data if partial else {"cpa_id": row.cpa_id, **data}  # PUT keeps the CPA id unless the body sets it
+    merged = _merge(current, (*MHS_SCALARS, *MHS_LISTS), body, partial=partial,
+                    pinned={"unique_identifier": row.unique_identifier})
     if "interaction_id" in data and partial:
         merged.pop("service_name", None)
         merged.pop("interaction_name", None)
     if "endpoints" in data and partial and "fqdn" not in data:
         merged.pop("fqdn", None)
-    merged = {k: v for k, v in merged.items() if v is not None}
     cleaned = records.clean_mhs(merged)
     values = _mhs_defaults(dict(cleaned.values), _rng)
     actor.check_may_write(values["ods_code"])

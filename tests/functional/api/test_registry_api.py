@@ -246,3 +246,24 @@ def test_consumer_registration(client: FlaskClient, db: Engine, admin_headers: d
     assert response.json["clients"] == ["K81045"]
     missing = client.post("/api/consumers", headers=admin_headers, json={"ods_code": "K81045"})
     assert missing.status_code == 422
+
+
+def test_mhs_patch_and_put(client: FlaskClient, db: Engine, admin_headers: dict[str, str]) -> None:
+    created = client.post("/api/providers", json=provider(), headers=admin_headers).json
+    record = next(m for m in created["message_handling_systems"] if m["interaction_id"] == METADATA)
+    uid, cpa = record["unique_identifier"], record["cpa_id"]
+    patched = client.patch(f"/api/mhs/{uid}", headers={**admin_headers, "If-Match": 'W/"1"'},
+                           json={"endpoints": ["https://new.host.nhs.uk/A20047/STU3/1/gpconnect"]})
+    assert patched.status_code == 200, patched.json
+    assert patched.json["fqdn"] == "new.host.nhs.uk"  # derived again from the new endpoint
+    assert patched.json["party_key"] == record["party_key"] and patched.json["cpa_id"] == cpa
+    body = {"ods_code": "A20047", "party_key": record["party_key"], "interaction_id": METADATA,
+            "endpoints": ["https://third.host.nhs.uk/A20047/STU3/1/gpconnect"]}
+    put = client.put(f"/api/mhs/{uid}", json=body, headers={**admin_headers, "If-Match": 'W/"2"'})
+    assert put.status_code == 200, put.json
+    assert put.json["cpa_id"] == cpa and put.json["fqdn"] == "third.host.nhs.uk"
+    assert put.json["retries"] is None and put.json["version"] == 3
+    bad = client.patch(f"/api/mhs/{uid}", headers={**admin_headers, "If-Match": 'W/"3"'},
+                       json={"endpoints": ["https://third.host.nhs.uk/A20047/STU3/1/gpconnect/"]})
+    assert bad.status_code == 422
+    assert client.get(f"/api/mhs/{uid}").json["endpoints"] == ["https://third.host.nhs.uk/A20047/STU3/1/gpconnect"]
