@@ -428,7 +428,7 @@ def _pair(args: argparse.Namespace, pki: dict[str, Path], database_url: str,
         "SDS_SSP_WORKERS": str(args.ssp_workers), "SDS_SSP_THREADS": str(args.ssp_threads),
         "SDS_LOG_LEVEL": "WARNING",
     })
-    code = "from sds_registry.config import load_settings; from sds_registry.ssp.proxy import run_ssp; " \
+    code = "from sds_registry.config import load_settings; from sds_registry.ssp.service import run_ssp; " \
            "run_ssp(load_settings())"
     ssp_proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, env=env)
     try:

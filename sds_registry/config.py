@@ -53,9 +53,11 @@ class Settings:
     #: Provider connection overrides, like curl --connect-to: "host:port:addr:port2,..." (tests, local stubs);
     #: TLS SNI and certificate checks still use the registered host name.
     ssp_connect_to: str = ""
-    ssp_workers: int = 2
-    ssp_threads: int = 16
-    ssp_provider_pool_size: int = 16  #: keep-alive connections to providers per SSP request thread
+    ssp_workers: int = 2  #: SSP serving processes (one event loop each)
+    ssp_threads: int = 4  #: threads per SSP process for registry lookups on a networked database
+    ssp_provider_pool_size: int = 16  #: idle keep-alive connections kept per provider, per SSP process
+    #: Seconds the SSP keeps the registry's facts for one (sender, receiver, interaction, CN); 0 = every request.
+    ssp_cache_seconds: float = 1.0
     ssp_audit_batch: int = 200  #: decisions written per INSERT by the audit writer
     log_level: str = "INFO"
     extra: Mapping[str, Any] = field(default_factory=dict)

@@ -104,7 +104,7 @@ def run_facade(name: str, settings: Settings) -> None:
 
         run_ldap(settings)
     elif name == "ssp":
-        from sds_registry.ssp.proxy import run_ssp
+        from sds_registry.ssp.service import run_ssp
 
         run_ssp(settings)
     else:

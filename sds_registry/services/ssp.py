@@ -36,6 +36,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from sds_registry.domain import audit_jwt as auth
@@ -67,12 +68,12 @@ class SspRequest:
     client_cn: str | None = None
     mutual_tls: bool = False
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_lower_name", {k.lower(): v for k, v in self.headers.items()})
+
     def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return None
+        by_lower_name: dict[str, str] = self._by_lower_name  # type: ignore[attr-defined]
+        return by_lower_name.get(name.lower())
 
 
 @dataclass(frozen=True)
@@ -170,54 +171,106 @@ def check_headers(request: SspRequest) -> Decision | None:
     return None
 
 
-def decide(
-    session: Session, request: SspRequest, *, jwt_max_future_seconds: int = 300, now: int | None = None
-) -> Decision:
-    """The SSP's answer for ``request`` (see the module docstring for the order of checks)."""
+@dataclass(frozen=True)
+class Checked:
+    """A request that passed checks 1-4: its method, parties, interaction and bearer token."""
+
+    method: str
+    from_asid: str
+    to_asid: str
+    interaction: interactions.Interaction
+    token: str
+
+
+@dataclass(frozen=True)
+class ReceiverEndpoint:
+    url: str | None
+    cpa_id: str
+    agreed: bool
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the registry says about one (sender, receiver, interaction, certificate CN): the inputs of checks
+    5-9. Pure data, so the SSP may keep it for a moment (``SDS_SSP_CACHE_SECONDS``)."""
+
+    sender_accredited: bool
+    cn_registered: bool = False
+    #: The receiver's MHS endpoints for the interaction, in stored order; empty when it has no MHS record.
+    endpoints: tuple[ReceiverEndpoint, ...] = ()
+
+
+def precheck(request: SspRequest) -> Decision | Checked:
+    """Checks 1-4 (no database): a refusal, or what the later checks need."""
     method = request.method.upper()
     if method not in FORWARDED_METHODS:
         return refuse(405, "not-supported", "METHOD_NOT_ALLOWED", shape="405")
     refusal = check_headers(request)
     if refusal is not None:
         return refusal
-    from_asid = (request.header("Ssp-From") or "").strip()
-    to_asid = (request.header("Ssp-To") or "").strip()
     interaction_id = (request.header("Ssp-InteractionID") or "").strip()
     interaction = interactions.lookup(interaction_id)
     if interaction is None:
         return refuse(400, "invalid", f"INTERACTION_ID_NOT_RECOGNISED_{interaction_id}")
     if method != interaction.http_method:
         return refuse(405, "not-supported", f"METHOD_{method}_NOT_ALLOWED_FOR_INTERACTION", shape="405")
+    token = auth.bearer_token(request.header("Authorization"))
+    assert token is not None  # check_headers
+    return Checked(method=method, from_asid=(request.header("Ssp-From") or "").strip(),
+                   to_asid=(request.header("Ssp-To") or "").strip(), interaction=interaction, token=token)
 
-    # Core statements on the Session's connection: the same transaction, without ORM row processing.
-    conn = session.connection()
-    sender = conn.execute(_SENDER, {"asid": from_asid, "interaction": interaction_id,
-                                    "cn": request.client_cn or ""}).first()
+
+def lookup_facts(conn: Connection, from_asid: str, to_asid: str, interaction_id: str, client_cn: str | None) -> Facts:
+    """The registry's answers for checks 5-9: at most two index probes (Core statements, no ORM rows)."""
+    sender = conn.execute(_SENDER, {"asid": from_asid, "interaction": interaction_id, "cn": client_cn or ""}).first()
     if sender is None or not sender.accredited:
-        return refuse(403, "forbidden", f"ASID_CHECK_FAILED_MESSAGESENDER_{from_asid}")
-    if request.mutual_tls and not (request.client_cn and sender.cn_registered):
-        return refuse(495, "security", f"FQDN_CHECK_FAILED_MESSAGESENDER_{from_asid}")
-
+        return Facts(sender_accredited=False)
     rows = conn.execute(_RECEIVER, {"asid": to_asid, "interaction": interaction_id,
                                     "consumer": sender.ods_code}).all()
-    if not rows:
-        return refuse(403, "forbidden", f"PARTYKEY_INTERACTION_CHECK_FAILED_MESSAGERECEIVER_{to_asid}")
-    matched = next((r for r in rows if r.url is not None and target_under_endpoint(request.target_url, r.url)), None)
-    if matched is None:
-        first = rows[0]
+    return Facts(
+        sender_accredited=True, cn_registered=bool(sender.cn_registered),
+        endpoints=tuple(ReceiverEndpoint(r.url, r.cpa_id, bool(r.agreed)) for r in rows),
+    )
+
+
+def judge(
+    request: SspRequest, checked: Checked, facts: Facts, *, now: int, jwt_max_future_seconds: int = 300
+) -> Decision:
+    """Checks 5-10 over the registry's facts: pure."""
+    if not facts.sender_accredited:
+        return refuse(403, "forbidden", f"ASID_CHECK_FAILED_MESSAGESENDER_{checked.from_asid}")
+    if request.mutual_tls and not (request.client_cn and facts.cn_registered):
+        return refuse(495, "security", f"FQDN_CHECK_FAILED_MESSAGESENDER_{checked.from_asid}")
+    if not facts.endpoints:
+        return refuse(403, "forbidden", f"PARTYKEY_INTERACTION_CHECK_FAILED_MESSAGERECEIVER_{checked.to_asid}")
+    matched = next((e for e in facts.endpoints
+                    if e.url is not None and target_under_endpoint(request.target_url, e.url)), None)
+    if matched is None or matched.url is None:
+        first = facts.endpoints[0]
         return refuse(
             400, "invalid",
             f"ENDPOINT_{first.url or ''}_CPAID_{first.cpa_id}_VARIES_FROM_TARGETURL_{request.target_url}",
         )
     if not matched.agreed:
-        return refuse(403, "forbidden", f"FOT_CHECK_FAILED_MESSAGESENDER_{from_asid}_MESSAGERECEIVER_{to_asid}")
-
-    token = auth.bearer_token(request.header("Authorization"))
-    assert token is not None  # check_headers
+        return refuse(403, "forbidden",
+                      f"FOT_CHECK_FAILED_MESSAGESENDER_{checked.from_asid}_MESSAGERECEIVER_{checked.to_asid}")
     broken = auth.check_jwt(
-        token, interaction=interaction, service_root_url=matched.url,
-        now=int(time.time()) if now is None else now, max_future_seconds=jwt_max_future_seconds,
+        checked.token, interaction=checked.interaction, service_root_url=matched.url,
+        now=now, max_future_seconds=jwt_max_future_seconds,
     )
     if broken is not None:
         return refuse(400, "invalid", broken)
     return Decision(outcome=ALLOWED, endpoint=matched.url, cpa_id=matched.cpa_id)
+
+
+def decide(
+    session: Session, request: SspRequest, *, jwt_max_future_seconds: int = 300, now: int | None = None
+) -> Decision:
+    """The SSP's answer for ``request`` (see the module docstring for the order of checks)."""
+    checked = precheck(request)
+    if isinstance(checked, Decision):
+        return checked
+    facts = lookup_facts(session.connection(), checked.from_asid, checked.to_asid, checked.interaction.id,
+                         request.client_cn)
+    return judge(request, checked, facts, now=int(time.time()) if now is None else now,
+                 jwt_max_future_seconds=jwt_max_future_seconds)

@@ -223,7 +223,7 @@ class SspServer:
 
 def start_ssp(env: dict[str, str], log: Path, port: int) -> subprocess.Popen[bytes]:
     code = ("import logging; logging.basicConfig(level='INFO'); from sds_registry.config import load_settings; "
-            "from sds_registry.ssp.proxy import run_ssp; run_ssp(load_settings())")
+            "from sds_registry.ssp.service import run_ssp; run_ssp(load_settings())")
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SDS_")}
     full_env.update(env)
     with log.open("wb") as out:
@@ -251,7 +251,8 @@ def dead_port() -> int:
 @pytest.fixture(scope="session")
 def ssp(database_url: str, pki: Pki, provider: Provider, dead_port: int,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[SspServer]:
-    """The SSP with mutual TLS, one worker (so its memory can be measured), a 1.5 s provider timeout."""
+    """The SSP with mutual TLS, one worker (so its memory can be measured), a 1.5 s provider timeout, and no
+    registry facts cache (every test seeds its own directory)."""
     port = free_port()
     log = tmp_path_factory.mktemp("ssp") / "ssp.log"
     env = {
@@ -263,7 +264,7 @@ def ssp(database_url: str, pki: Pki, provider: Provider, dead_port: int,
         "SDS_SSP_CLIENT_CERT": str(pki.ssp_client[0]), "SDS_SSP_CLIENT_KEY": str(pki.ssp_client[1]),
         "SDS_SSP_CONNECT_TO": f"{PROVIDER_FQDN}:443:127.0.0.1:{provider.port},{DOWN_FQDN}:443:127.0.0.1:{dead_port}",
         "SDS_SSP_PROVIDER_TIMEOUT": "1.5",
-        "SDS_SSP_WORKERS": "1", "SDS_SSP_THREADS": "8",
+        "SDS_SSP_WORKERS": "1", "SDS_SSP_CACHE_SECONDS": "0",
         "SDS_LOG_LEVEL": "WARNING",
     }
     process = start_ssp(env, log, port)

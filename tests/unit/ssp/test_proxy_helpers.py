@@ -8,26 +8,26 @@ import pytest
 
 from sds_registry.config import load_settings
 from sds_registry.errors import ConfigError
-from sds_registry.ssp.proxy import check_settings, parse_connect_to, request_headers, target_url
+from sds_registry.ssp.proxy import check_settings, forwarded_headers, parse_connect_to, target_url
 
 
-@pytest.mark.parametrize(("environ", "expected"), [
-    ({"RAW_URI": "/https://p.test/A/STU3/1/gpconnect/metadata?a=%2F"},
-     "https://p.test/A/STU3/1/gpconnect/metadata?a=%2F"),
-    ({"RAW_URI": "/https%3A%2F%2Fp.test%2FA%2FSTU3%2F1%2Fgpconnect/metadata"},
-     "https://p.test/A/STU3/1/gpconnect/metadata"),
-    ({"PATH_INFO": "/https://p.test/x", "QUERY_STRING": "q=1"}, "https://p.test/x?q=1"),
-    ({"PATH_INFO": "/"}, ""),
+@pytest.mark.parametrize(("request_target", "expected"), [
+    ("/https://p.test/A/STU3/1/gpconnect/metadata?a=%2F", "https://p.test/A/STU3/1/gpconnect/metadata?a=%2F"),
+    ("/https%3A%2F%2Fp.test%2FA%2FSTU3%2F1%2Fgpconnect/metadata", "https://p.test/A/STU3/1/gpconnect/metadata"),
+    ("/", ""),
 ])
-def test_target_url(environ: dict[str, str], expected: str) -> None:
-    assert target_url(environ) == expected
+def test_target_url(request_target: str, expected: str) -> None:
+    assert target_url(request_target) == expected
 
 
-def test_request_headers_restore_names() -> None:
-    environ = {"HTTP_SSP_TRACEID": "t", "HTTP_SSP_INTERACTIONID": "i", "HTTP_X_CUSTOM_THING": "v",
-               "CONTENT_TYPE": "application/fhir+json", "CONTENT_LENGTH": "", "wsgi.input": object()}
-    assert request_headers(environ) == [("Ssp-TraceID", "t"), ("Ssp-InteractionID", "i"),
-                                        ("X-Custom-Thing", "v"), ("Content-Type", "application/fhir+json")]
+def test_forwarded_headers_keep_the_clients_spelling_and_order() -> None:
+    headers = [("Host", "ssp.test:8443"), ("ssp-TraceID", "t"), ("Connection", "keep-alive"), ("X-Custom", "v"),
+               ("Expect", "100-continue"), ("X-Forwarded-For", "10.0.0.9"), ("Transfer-Encoding", "chunked")]
+    assert forwarded_headers(headers, netloc="p.test", client_ip="127.0.0.1", proto="https") == [
+        ("Host", "p.test"), ("ssp-TraceID", "t"), ("X-Custom", "v"), ("X-Forwarded-For", "10.0.0.9, 127.0.0.1"),
+        ("Forwarded", 'for=127.0.0.1;host="ssp.test:8443";proto=https')]
+    assert forwarded_headers([], netloc="p.test", client_ip="::1", proto="http")[1] == (
+        "Forwarded", 'for="[::1]";host="";proto=http')
 
 
 def test_parse_connect_to() -> None:

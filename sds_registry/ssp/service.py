@@ -1,0 +1,135 @@
+"""``run_ssp``: the SSP emulator's processes. A supervisor starts SDS_SSP_WORKERS serving processes that share
+SDS_SSP_BIND (SO_REUSEPORT: the kernel spreads connections); each runs one event loop (uvloop) with its own
+engine, Gate (registry facts cache, audit writer) and provider pool. SIGTERM/SIGINT stop them gracefully:
+no new connections, requests in flight are answered, the audit is flushed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+from collections.abc import Callable
+from typing import Any
+
+from sds_registry.config import Settings, parse_bind
+from sds_registry.ssp.proxy import check_settings, parse_connect_to, provider_ssl_context, server_ssl_context
+from sds_registry.ssp.server import ClientConnection, ServerState, idle_sweeper
+from sds_registry.ssp.upstream import ProviderPool
+
+log = logging.getLogger("sds.ssp")
+GRACE_SECONDS = 5.0
+
+
+def listen_socket(bind: str) -> socket.socket:
+    host, port = parse_bind(bind, "SDS_SSP_BIND")
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
+
+
+async def serve_ssp(
+    settings: Settings, stop: asyncio.Event, on_ready: Callable[[tuple[str, int]], None] | None = None
+) -> None:
+    """Serve the SSP on SDS_SSP_BIND in this process until ``stop`` is set."""
+    from sds_registry.db import make_engine
+    from sds_registry.ssp.gate import Gate
+
+    loop = asyncio.get_running_loop()
+    tls = server_ssl_context(settings)
+    engine = make_engine(settings.database_url)
+    gate = Gate(settings, engine)
+    pool = ProviderPool(provider_ssl_context(settings), parse_connect_to(settings.ssp_connect_to),
+                        settings.ssp_provider_pool_size)
+    state = ServerState(gate, pool, mutual_tls=bool(tls and settings.ssp_tls_client_ca), tls=tls is not None,
+                        timeout=settings.ssp_provider_timeout)
+    sock = listen_socket(settings.ssp_bind)
+    server = await loop.create_server(lambda: ClientConnection(state), sock=sock, ssl=tls,
+                                      ssl_handshake_timeout=30.0 if tls else None)
+    sweeper = loop.create_task(idle_sweeper(state))
+    try:
+        if on_ready is not None:
+            on_ready(sock.getsockname()[:2])
+        await stop.wait()
+    finally:
+        server.close()
+        sweeper.cancel()
+        for conn in list(state.connections):
+            conn.shutdown()
+        deadline = loop.time() + GRACE_SECONDS
+        while state.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for conn in list(state.connections):
+            if conn.transport is not None:
+                conn.transport.abort()
+        pool.close()
+        gate.close()
+        engine.dispose()
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+def _worker(settings: Settings) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards SIGTERM
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await serve_ssp(settings, stop)
+
+    with asyncio.Runner(loop_factory=_new_loop) as runner:
+        runner.run(main())
+
+
+def run_ssp(settings: Settings) -> None:
+    """Serve the SSP on SDS_SSP_BIND until SIGINT/SIGTERM (what `sds serve` runs)."""
+    check_settings(settings)
+    server_ssl_context(settings)  # fail fast on a bad certificate before starting workers
+    provider_ssl_context(settings)
+    host, port = parse_bind(settings.ssp_bind, "SDS_SSP_BIND")
+    with contextlib.closing(listen_socket(settings.ssp_bind)):
+        pass  # fail fast on a port in use
+    scheme = "https" if settings.ssp_tls_cert else "http"
+    log.info("SSP emulator on %s://%s:%s (mutual TLS: %s, %d workers)", scheme, host, port,
+             bool(settings.ssp_tls_cert and settings.ssp_tls_client_ca), max(1, settings.ssp_workers))
+    context = multiprocessing.get_context("fork")  # no threads or loops exist yet in this process
+    procs = [context.Process(target=_worker, args=(settings,), name=f"sds-ssp-{i}")
+             for i in range(max(1, settings.ssp_workers))]
+    for proc in procs:
+        proc.start()
+    stopping = False
+
+    def forward(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        while not stopping and all(p.is_alive() for p in procs):
+            procs[0].join(timeout=0.5)
+        forward(signal.SIGTERM, None)
+        for proc in procs:
+            proc.join()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if any(p.exitcode for p in procs):
+        raise SystemExit(1)
