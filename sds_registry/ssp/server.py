@@ -347,35 +347,35 @@ class ClientConnection(asyncio.Protocol):
         timed_out = refuse(504, "timeout", f"TIMEOUT_COMMUNICATING_TO_ENDPOINT_URL_{target}")
         if scheme not in ("http", "https") or not host or not port:
             return unreachable, None
-        for attempt in (0, 1):
-            try:
-                async with asyncio.timeout(timeout):
-                    conn, reused = await self.state.pool.acquire(scheme, host, port)
-            except TimeoutError:
-                return timed_out, None
-            except (ProviderError, OSError, ssl.SSLError) as exc:
-                log.warning("provider %s unreachable: %s", target, exc)
-                return unreachable, None
-            self._held, self._chunked_out = [], False
-            self.upstream = conn
-            head_future = conn.exchange(head_bytes, self)
-            try:
-                async with asyncio.timeout(timeout):
-                    if body is not None:
-                        await self._send_body(conn, body)
-                    answer = await head_future
-            except TimeoutError:
-                self._abandon(conn)
-                return timed_out, None
-            except ProviderError as exc:
-                self._abandon(conn)
-                if attempt == 0 and reused and body is None and not conn.received_any:
-                    continue  # a kept-alive connection the provider had closed: once more on a new one
-                log.warning("provider %s failed: %s", target, exc)
-                return unreachable, None
-            await self._relay(conn, answer, request)
-            return None, answer.status
-        return unreachable, None  # not reached
+        try:
+            async with asyncio.timeout(timeout):  # connecting and the answer's head, together
+                for attempt in (0, 1):
+                    try:
+                        conn, reused = await self.state.pool.acquire(scheme, host, port)
+                    except (ProviderError, OSError, ssl.SSLError) as exc:
+                        log.warning("provider %s unreachable: %s", target, exc)
+                        return unreachable, None
+                    self._held, self._chunked_out = [], False
+                    self.upstream = conn
+                    head_future = conn.exchange(head_bytes, self)
+                    try:
+                        if body is not None:
+                            await self._send_body(conn, body)
+                        answer = await head_future
+                    except ProviderError as exc:
+                        self._abandon(conn)
+                        if attempt == 0 and reused and body is None and not conn.received_any:
+                            continue  # a kept-alive connection the provider had closed: once more on a new one
+                        log.warning("provider %s failed: %s", target, exc)
+                        return unreachable, None
+                    except BaseException:
+                        self._abandon(conn)
+                        raise
+                    break
+        except TimeoutError:
+            return timed_out, None
+        await self._relay(conn, answer, request)
+        return None, answer.status
 
     async def _send_body(self, conn: ProviderConnection, body: _Body) -> None:
         while (piece := await body.read()) is not None:

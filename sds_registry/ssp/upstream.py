@@ -41,8 +41,9 @@ class Head:
 class ProviderConnection(asyncio.Protocol):
     """One keep-alive connection to a provider."""
 
-    def __init__(self, key: tuple[str, str, int]) -> None:
+    def __init__(self, key: tuple[str, str, int], loop: asyncio.AbstractEventLoop) -> None:
         self.key = key
+        self.loop = loop
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.parser = httptools.HttpResponseParser(self)
@@ -80,7 +81,7 @@ class ProviderConnection(asyncio.Protocol):
             self._writable.set_result(None)
 
     def pause_writing(self) -> None:
-        self._writable = asyncio.get_running_loop().create_future()
+        self._writable = self.loop.create_future()
 
     def resume_writing(self) -> None:
         if self._writable is not None and not self._writable.done():
@@ -120,7 +121,7 @@ class ProviderConnection(asyncio.Protocol):
 
     def exchange(self, head: bytes, sink: Sink) -> asyncio.Future[Head]:
         """Send a request head; the answer's head arrives on the returned future, its body at ``sink``."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         self._head, self.done = loop.create_future(), loop.create_future()
         self._sink, self._headers, self._reason, self.received_any = sink, [], b"", False
         self._until_close = False
@@ -175,7 +176,7 @@ class ProviderPool:
                 return conn, True
         address, address_port = self.connect_to.get((host.lower(), port), (host, port))
         loop = asyncio.get_running_loop()
-        factory: Callable[[], ProviderConnection] = lambda: ProviderConnection(key)  # noqa: E731
+        factory: Callable[[], ProviderConnection] = lambda: ProviderConnection(key, loop)  # noqa: E731
         if scheme == "https":
             _, conn = await loop.create_connection(factory, address, address_port, ssl=self.ssl_context,
                                                    server_hostname=host)
