@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -10,7 +12,7 @@ from typing import Any
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import Pool, StaticPool
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -121,6 +123,104 @@ class ReadOnlySession(Session):
                 super().close()
         finally:
             self._read_connection.close()
+
+
+class ReadPool:
+    """Connections for ReadConnection: on a SQLite file, idle DBAPI connections kept here, outside SQLAlchemy's
+    pool (whose checkout and checkin, with their fairy, record, events, queue locks and reset, cost a FHIR
+    search as much as its query); elsewhere SQLAlchemy's pool, as any Connection (pre-ping and all).
+
+    A connection is taken from the engine's pool and detached from it (the "connect" hooks have run: autocommit,
+    WAL, busy timeout). It goes back here only from a read that did not fail, with the driver's rollback (no
+    statement in autocommit). Idle ones are dropped when the engine's pool is replaced (``engine.dispose()``)
+    or the process has forked; at most ``max_idle`` are kept.
+    """
+
+    def __init__(self, engine: Engine, max_idle: int = 16) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.max_idle = max_idle
+        self._own = engine.dialect.name == "sqlite" and not isinstance(engine.pool, StaticPool)
+        self._idle: deque[Any] = deque()
+        self._owner: tuple[Pool | None, int] = (engine.pool, os.getpid())
+
+    def connect(self) -> ReadConnection:
+        return ReadConnection(self)
+
+    def _checkout(self) -> Any:
+        """A DBAPI connection of ours, or (not ours to keep) a pool-proxied one."""
+        if not self._own:
+            return self.engine.raw_connection()
+        if self._owner != (self.engine.pool, os.getpid()):
+            self._discard_idle()
+        try:
+            return self._idle.pop()
+        except IndexError:
+            pooled = self.engine.raw_connection()
+            connection = pooled.dbapi_connection
+            pooled.detach()
+            return connection
+
+    def _checkin(self, connection: Any, failed: bool) -> None:
+        if not self._own:
+            connection.close()  # back to SQLAlchemy's pool, which resets (or invalidates) it
+            return
+        try:
+            if not failed:
+                connection.rollback()
+        except Exception:  # noqa: BLE001 - a connection that cannot roll back is not kept
+            failed = True
+        if failed or len(self._idle) >= self.max_idle or self._owner != (self.engine.pool, os.getpid()):
+            connection.close()
+        else:
+            self._idle.append(connection)
+
+    def _discard_idle(self) -> None:
+        owner, self._owner = self._owner, (self.engine.pool, os.getpid())
+        while True:
+            try:
+                connection = self._idle.pop()
+            except IndexError:
+                return
+            if owner[1] == os.getpid():  # a forked child leaves its parent's connections alone
+                connection.close()
+
+    def dispose(self) -> None:
+        """Close the idle connections (the engine's own are engine.dispose()'s)."""
+        self._owner = (None, os.getpid())
+        self._discard_idle()
+
+
+class ReadConnection:
+    """One DBAPI connection from a ReadPool, for a request that only reads through the directory's flat
+    lookups (the FHIR searches): no Connection, Session or transaction objects.
+
+    On SQLite the driver is in autocommit (see _sqlite_pragmas): each SELECT reads the latest committed data
+    and nothing is sent on return. Elsewhere the driver's implicit transaction ends when ``close()`` hands
+    the connection back to the pool, which rolls it back. Use it as a context manager; never write on it.
+    """
+
+    __slots__ = ("_pool", "_connection", "dialect")
+
+    def __init__(self, pool: ReadPool) -> None:
+        self._pool = pool
+        self.dialect = pool.dialect
+        self._connection = pool._checkout()
+
+    def cursor(self) -> Any:
+        """A DBAPI cursor; the caller closes it."""
+        return self._connection.cursor()
+
+    def close(self, failed: bool = False) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            self._pool._checkin(connection, failed)
+
+    def __enter__(self) -> ReadConnection:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        self.close(failed=exc_type is not None)
 
 
 @contextmanager

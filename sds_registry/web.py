@@ -8,18 +8,20 @@ import gzip
 from typing import Any
 
 from flask import Flask, Response, current_app, g, request
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from sds_registry.config import Settings
-from sds_registry.db import ReadOnlySession, make_engine, make_sessionmaker
+from sds_registry.db import ReadConnection, ReadOnlySession, ReadPool, make_engine, make_sessionmaker
 
 GZIP_MIN_BYTES = 1024
 
 
 def init_app(app: Flask, settings: Settings) -> None:
     engine = make_engine(settings.database_url)
-    app.extensions["sds"] = {"settings": settings, "engine": engine, "sessionmaker": make_sessionmaker(engine)}
+    app.extensions["sds"] = {"settings": settings, "engine": engine, "sessionmaker": make_sessionmaker(engine),
+                             "read_pool": ReadPool(engine)}
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = True
     app.teardown_appcontext(_close_session)
@@ -62,6 +64,18 @@ def read_session() -> Session:
     return value
 
 
+def engine() -> Engine:
+    value: Engine = current_app.extensions["sds"]["engine"]
+    return value
+
+
+def read_connection() -> ReadConnection:
+    """A db.ReadConnection from the app's ReadPool (a DBAPI connection, nothing more) for a request whose reads
+    are all the directory's flat lookups (the FHIR searches). Use it in a ``with`` block around those reads."""
+    pool: ReadPool = current_app.extensions["sds"]["read_pool"]
+    return pool.connect()
+
+
 def _close_session(_exc: BaseException | None) -> None:
     db_session = g.pop("sds_session", None)
     if db_session is not None:
@@ -86,7 +100,8 @@ def _common_headers(response: Response) -> Response:
 
 
 def accepts_gzip() -> bool:
-    for part in request.headers.get("Accept-Encoding", "").split(","):
+    # request.headers.get, without the KeyError EnvironHeaders raises for a missing header
+    for part in request.environ.get("HTTP_ACCEPT_ENCODING", "").split(","):
         coding, _, params = part.strip().partition(";")
         if coding.strip().lower() in ("gzip", "x-gzip", "*") and "q=0" not in params.replace(" ", "").split(
             ","

@@ -19,13 +19,13 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from flask import Flask, Response, request
+from flask import Flask, Request, Response, request
 from werkzeug.exceptions import HTTPException
 
 from sds_registry import web
 from sds_registry.config import Settings
 from sds_registry.errors import ConfigError
-from sds_registry.fhir import render, render_xml, search
+from sds_registry.fhir import render, render_json, render_xml, search
 from sds_registry.services import directory
 
 log = logging.getLogger(__name__)
@@ -84,10 +84,10 @@ def new_correlation_id() -> str:
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
-def _correlation_id() -> tuple[str, str | None]:
+def _correlation_id(environ: dict[str, Any]) -> tuple[str, str | None]:
     """(the id to echo, the 400 message if the client's X-Correlation-Id is not a UUID)."""
     # request.headers.get, without the KeyError EnvironHeaders raises for a missing header
-    given = request.environ.get("HTTP_X_CORRELATION_ID")
+    given = environ.get("HTTP_X_CORRELATION_ID")
     if not given:
         return new_correlation_id(), None
     if not search.valid_correlation_id(given):
@@ -136,7 +136,7 @@ def outcome_response(status: int, correlation_id: str, message: str | None = Non
 
 def http_error_response(exc: HTTPException) -> Any:
     """App-level handler for paths outside /api: unknown path -> 404, wrong method -> 405, as national."""
-    correlation_id, _ = _correlation_id()
+    correlation_id, _ = _correlation_id(request.environ)
     status = exc.code or 500
     if status in (404, 405):
         return outcome_response(status, correlation_id)
@@ -160,9 +160,8 @@ def _unbar(text: str) -> str:
     return text.replace("%7C", "|").replace("%7c", "|")
 
 
-def _urls() -> tuple[str, str]:
+def _urls(req: Request) -> tuple[str, str]:
     """(search URL without query, the unquoted full request URL) as the national backend writes them."""
-    req = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup, not five
     base_url = f"{req.scheme}://{req.host}{req.root_path}{req.path}"
     query = req.query_string.decode("utf-8", "replace")
     if not query:
@@ -170,33 +169,48 @@ def _urls() -> tuple[str, str]:
     return base_url, f"{base_url}?{_unbar(query) if _only_bar_escapes(query) else unquote(query)}"
 
 
-def _params() -> list[tuple[str, str]]:
+def _params(req: Request) -> list[tuple[str, str]]:
     """The query parameters in request order (``request.args`` groups them by name; the parsers group them
     themselves). A query without "+" whose only escapes are %7C is split here, as parse_qsl would."""
-    query = request.environ.get("QUERY_STRING", "")
+    query = req.environ.get("QUERY_STRING", "")
     if "+" not in query and _only_bar_escapes(query):
-        params = []
-        for field in _unbar(query).split("&"):
-            if field:
-                name, _, value = field.partition("=")
-                params.append((name, value))
-        return params
-    return list(request.args.items(multi=True))
+        return [(name, value) for name, _, value in (field.partition("=") for field in _unbar(query).split("&")
+                                                     if field)]
+    return list(req.args.items(multi=True))
+
+
+#: negotiate's answers for an Accept header without _format (a pure function of the header; bounded).
+_NEGOTIATED: dict[str | None, str | None] = {}
+
+
+def _content_type(accept: str | None, params: list[tuple[str, str]]) -> str | None:
+    formats = search.format_values(params)
+    if formats:
+        return negotiate(accept, formats)
+    try:
+        return _NEGOTIATED[accept]
+    except KeyError:
+        content_type = negotiate(accept, formats)
+        if len(_NEGOTIATED) < 256:
+            _NEGOTIATED[accept] = content_type
+        return content_type
 
 
 def _prologue(parse: Any) -> tuple[str, Any, str] | Response:
     """Method, correlation id, parameters, content type: an error Response or (id, query, content type)."""
-    correlation_id, bad_id = _correlation_id()
-    if request.method != "GET":
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one context lookup, not one a read
+    environ = req.environ
+    correlation_id, bad_id = _correlation_id(environ)
+    if req.method != "GET":
         return outcome_response(405, correlation_id)
     if bad_id is not None:
         return outcome_response(400, correlation_id, bad_id)
-    params = _params()
+    params = _params(req)
     try:
         query = parse(params)
     except search.SearchError as exc:
         return outcome_response(400, correlation_id, exc.message)
-    content_type = negotiate(request.environ.get("HTTP_ACCEPT"), search.format_values(params))
+    content_type = _content_type(environ.get("HTTP_ACCEPT"), params)
     if content_type is None:
         return outcome_response(406, correlation_id)
     return correlation_id, query, content_type
@@ -208,13 +222,20 @@ def device_search() -> Response:
         return prologue
     correlation_id, query, content_type = prologue
     try:
-        records = directory.find_accredited_system_views(
-            web.read_session(), ods_code=query.ods_code, interaction_id=query.interaction_id,
-            party_key=query.party_key, manufacturer_org=query.manufacturer_org)
+        with web.read_connection() as reader:
+            records = directory.find_accredited_system_views(
+                reader, ods_code=query.ods_code, interaction_id=query.interaction_id,
+                party_key=query.party_key, manufacturer_org=query.manufacturer_org)
     except Exception as exc:  # noqa: BLE001 - the national API answers any lookup failure with a 500 outcome
         log.exception("Device lookup failed")
         return outcome_response(500, correlation_id, type(exc).__name__)
     estimate = sum(_DEVICE_BASE_BYTES + _DEVICE_BYTES_PER_INTERACTION * len(r.interactions) for r in records)
+    if content_type != FHIR_XML and estimate < STREAM_MIN_BYTES:
+        entries = []
+        for record in records:
+            resource_id = new_correlation_id()
+            entries.append((resource_id, render_json.device(record, resource_id)))
+        return _json_response(correlation_id, content_type, entries)
     resources = (render.device(record, new_correlation_id()) for record in records)
     return _bundle_response(correlation_id, content_type, len(records), resources, estimate)
 
@@ -225,20 +246,26 @@ def endpoint_search() -> Response:
         return prologue
     correlation_id, query, content_type = prologue
     try:
-        session = web.read_session()
-        records = directory.find_mhs_views(session, ods_code=query.ods_code,
-                                           interaction_id=query.interaction_id, party_key=query.party_key)
-        addresses = _intermediary_addresses(session, records)
+        with web.read_connection() as reader:
+            records = directory.find_mhs_views(reader, ods_code=query.ods_code,
+                                               interaction_id=query.interaction_id, party_key=query.party_key)
+            addresses = _intermediary_addresses(reader, records)
     except Exception as exc:  # noqa: BLE001
         log.exception("Endpoint lookup failed")
         return outcome_response(500, correlation_id, type(exc).__name__)
+    # At most one Endpoint per endpoint URL (one for a record without any): below the streaming size for sure?
+    most = sum(len(record.endpoints) or 1 for record in records)
+    if content_type != FHIR_XML and _ENDPOINT_BYTES * most < STREAM_MIN_BYTES:
+        entries = [entry for record, address in zip(records, addresses, strict=True)
+                   for entry in render_json.endpoints(record, new_correlation_id, address)]
+        return _json_response(correlation_id, content_type, entries)
     resources = [resource for record, address in zip(records, addresses, strict=True)
                  for resource in render.endpoints(record, new_correlation_id, address)]
     return _bundle_response(correlation_id, content_type, len(resources), iter(resources),
                             _ENDPOINT_BYTES * len(resources))
 
 
-def _intermediary_addresses(session: Any, records: list[directory.MhsView]) -> list[str | None]:
+def _intermediary_addresses(reader: directory.Reader, records: list[directory.MhsView]) -> list[str | None]:
     """Forward reliable/express interactions answer with the Spine intermediary's address (reference §1.7).
 
     The intermediary is the MHS record of SPINE_CORE_ODS for the tms Reliable/ExpressIntermediary
@@ -253,7 +280,7 @@ def _intermediary_addresses(session: Any, records: list[directory.MhsView]) -> l
             out.append(None)
             continue
         if intermediary not in found:
-            rows = directory.find_mhs_views(session, ods_code=search.SPINE_CORE_ODS, interaction_id=intermediary)
+            rows = directory.find_mhs_views(reader, ods_code=search.SPINE_CORE_ODS, interaction_id=intermediary)
             urls = [url for row in rows for url in row.endpoints]
             if len(rows) != 1 or len(urls) != 1:
                 log.warning("expected one %s record with one endpoint for %s, found %d records and %d endpoints",
@@ -263,9 +290,17 @@ def _intermediary_addresses(session: Any, records: list[directory.MhsView]) -> l
     return out
 
 
+def _json_response(correlation_id: str, content_type: str, entries: list[tuple[str, str]]) -> Response:
+    """The usual answer: a JSON Bundle held whole, written by render_json from (resource id, text) entries."""
+    base_url, self_url = _urls(request._get_current_object())  # type: ignore[attr-defined]
+    response = Response(render_json.bundle(new_correlation_id(), self_url, base_url, entries), mimetype=content_type)
+    response.headers[CORRELATION_ID] = correlation_id
+    return response
+
+
 def _bundle_response(correlation_id: str, content_type: str, total: int, resources: Iterable[render.Resource],
                      estimate: int) -> Response:
-    base_url, self_url = _urls()
+    base_url, self_url = _urls(request._get_current_object())  # type: ignore[attr-defined]
     head = render.bundle_head(new_correlation_id(), total, self_url)
     if content_type == FHIR_XML:
         body = render_xml.bundle(head, base_url, resources)
@@ -306,14 +341,14 @@ def healthcheck() -> Response:
 
 def deep_healthcheck() -> Response:
     """A real indexed lookup against the database; the national JSON shape with ``database`` for ``ldap``."""
-    session = web.read_session()
     status, output = "pass", ""
     try:
-        directory.find_mhs_views(session, ods_code="TEST", interaction_id="TEST", party_key="TEST")
+        with web.read_connection() as reader:
+            directory.find_mhs_views(reader, ods_code="TEST", interaction_id="TEST", party_key="TEST")
     except Exception as exc:  # noqa: BLE001 - any failure is a failed health check
         log.exception("deep health check failed")
         status, output = "fail", type(exc).__name__
-    dialect = session.get_bind().dialect.name
+    dialect = web.engine().dialect.name
     body = {"status": status,
             "details": {"database": {"status": status, "links": {"database": dialect}, "output": output}}}
     return Response(render.dumps(body), status=200 if status == "pass" else 503, mimetype=JSON)

@@ -8,11 +8,12 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Select, func, literal_column, select
 from sqlalchemy.orm import Session
 
+from sds_registry.db import ReadConnection
 from sds_registry.errors import NotFound
 from sds_registry.models import AccreditedSystem, AsInteraction, MessageHandlingSystem, Organisation
 
@@ -148,13 +149,13 @@ def find_organisations(
 
 # ---- Flat reads for the SDS FHIR facade -------------------------------------------------------------------
 # One Core query per lookup (no ORM identity map, no selectin round trips): the FHIR API answers every
-# GP Connect request twice (Device + Endpoint), so these sit on the hot path. Child rows come in by outer
-# join in position order; the statements are built once per filter combination and reuse SQLAlchemy's
-# compiled cache. Same indexes as find_mhs / find_accredited_systems.
+# GP Connect request twice (Device + Endpoint), so these sit on the hot path. They read on a Session or on a
+# db.ReadConnection (the FHIR views: a pool checkout and nothing else). Each statement is built and compiled
+# once per filter combination and dialect; rows come straight from the DBAPI cursor. Same indexes as
+# find_mhs / find_accredited_systems.
 
 
-@dataclass(frozen=True)
-class MhsView:
+class MhsView(NamedTuple):
     """An nhsMhs record as the FHIR Endpoint mapping needs it."""
 
     ods_code: str
@@ -173,8 +174,7 @@ class MhsView:
     actors: tuple[str, ...]
 
 
-@dataclass(frozen=True)
-class AsView:
+class AsView(NamedTuple):
     """An nhsAs record as the FHIR Device mapping needs it."""
 
     asid: str
@@ -185,71 +185,78 @@ class AsView:
     clients: tuple[str, ...]
 
 
+Reader = Session | ReadConnection
+
 _MHS_VIEW_COLUMNS = (
     "ods_code", "party_key", "interaction_id", "unique_identifier", "cpa_id", "fqdn", "sync_reply_mode",
     "retry_interval", "retries", "persist_duration", "duplicate_elimination", "ack_requested",
 )
-_view_statements: dict[tuple[str, ...], Any] = {}
-_compiled_sql: dict[tuple[int, str], tuple[str, tuple[str, ...] | None]] = {}
+#: (lookup, dialect name, filters) -> (SQL text, bind names in positional order or None for named binds)
+_compiled_sql: dict[tuple[str, str, tuple[str, ...]], tuple[str, tuple[str, ...] | None]] = {}
 
 
-def _fetch(session: Session, stmt: Any, params: dict[str, Any]) -> list[Any]:
-    """Rows of a cached statement straight from the DBAPI cursor of the Session's own connection (and
-    transaction): no Result or Row objects on the hot path. SQL compiled once per dialect."""
-    connection = session.connection()
-    key = (id(stmt), connection.dialect.name)
+def _fetch(reader: Reader, lookup: str, params: dict[str, Any]) -> list[Any]:
+    """Rows of the ``lookup`` statement for the given (non-None) filters, from a DBAPI cursor: on a Session,
+    its own connection (and transaction); no Result or Row objects either way."""
+    if type(reader) is ReadConnection:
+        dialect = reader.dialect
+        cursor = reader.cursor()
+    else:
+        connection = reader.connection()  # type: ignore[union-attr]
+        dialect = connection.dialect
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    filters = tuple(params)
+    key = (lookup, dialect.name, filters)
     entry = _compiled_sql.get(key)
     if entry is None:
-        compiled = stmt.compile(dialect=connection.dialect)
+        stmt = _mhs_view_statement(filters) if lookup == "mhs" else _as_view_statement(filters, dialect.name)
+        compiled = stmt.compile(dialect=dialect)
         order = tuple(compiled.positiontup) if compiled.positiontup else None
         entry = _compiled_sql[key] = (str(compiled), order)
     sql, order = entry
-    cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
-        cursor.execute(sql, tuple(params[name] for name in order) if order is not None else params)
-        return list(cursor.fetchall())
+        cursor.execute(sql, tuple([params[name] for name in order]) if order is not None else params)
+        return cursor.fetchall()  # type: ignore[no-any-return]
     finally:
         cursor.close()
 
 
 def _mhs_view_statement(filters: tuple[str, ...]) -> Any:
-    key = ("mhs", *filters)
-    stmt = _view_statements.get(key)
-    if stmt is None:
-        from sqlalchemy import bindparam
+    from sqlalchemy import bindparam
 
-        from sds_registry.models import MhsActor, MhsEndpoint
+    from sds_registry.models import MhsActor, MhsEndpoint
 
-        m = MessageHandlingSystem.__table__
-        e = MhsEndpoint.__table__
-        a = MhsActor.__table__
-        stmt = select(m.c.id, *(m.c[name] for name in _MHS_VIEW_COLUMNS), e.c.position, e.c.url,
-                      a.c.position, a.c.value).select_from(
-            m.outerjoin(e, e.c.mhs_id == m.c.id).outerjoin(a, a.c.mhs_id == m.c.id))
-        if "ods_code" in filters:
-            stmt = stmt.where(m.c.ods_code == bindparam("ods_code"))
-        if "interaction_id" in filters:
-            stmt = stmt.where(m.c.interaction_id == bindparam("interaction_id"))
-        if "party_key" in filters:
-            stmt = stmt.where(func.lower(m.c.party_key) == bindparam("party_key"))
-        stmt = stmt.order_by(m.c.id, e.c.position, a.c.position)
-        _view_statements[key] = stmt
-    return stmt
-
-
-def _mhs_view(scalars: tuple[Any, ...], endpoints: dict[int, str], actors: dict[int, str]) -> MhsView:
-    values = dict(zip(_MHS_VIEW_COLUMNS, scalars, strict=True))
-    return MhsView(**values, endpoints=tuple(endpoints.values()), actors=tuple(actors.values()))
+    m = MessageHandlingSystem.__table__
+    e = MhsEndpoint.__table__
+    a = MhsActor.__table__
+    stmt = select(m.c.id, *(m.c[name] for name in _MHS_VIEW_COLUMNS), e.c.position, e.c.url,
+                  a.c.position, a.c.value).select_from(
+        m.outerjoin(e, e.c.mhs_id == m.c.id).outerjoin(a, a.c.mhs_id == m.c.id))
+    if "ods_code" in filters:
+        stmt = stmt.where(m.c.ods_code == bindparam("ods_code"))
+    if "interaction_id" in filters:
+        stmt = stmt.where(m.c.interaction_id == bindparam("interaction_id"))
+    if "party_key" in filters:
+        stmt = stmt.where(func.lower(m.c.party_key) == bindparam("party_key"))
+    return stmt.order_by(m.c.id, e.c.position, a.c.position)
 
 
 def find_mhs_views(
-    session: Session, *, ods_code: str | None = None, interaction_id: str | None = None, party_key: str | None = None
+    reader: Reader, *, ods_code: str | None = None, interaction_id: str | None = None, party_key: str | None = None
 ) -> list[MhsView]:
     """find_mhs for the FHIR facade: the same filters and order, as flat MhsView values in one query."""
-    params = {"ods_code": ods_code, "interaction_id": interaction_id,
-              "party_key": party_key.lower() if party_key is not None else None}
-    filters = tuple(name for name, value in params.items() if value is not None)
-    rows = _fetch(session, _mhs_view_statement(filters), {k: params[k] for k in filters})
+    params: dict[str, Any] = {}
+    if ods_code is not None:
+        params["ods_code"] = ods_code
+    if interaction_id is not None:
+        params["interaction_id"] = interaction_id
+    if party_key is not None:
+        params["party_key"] = party_key.lower()
+    rows = _fetch(reader, "mhs", params)
+    if len(rows) == 1:  # the usual answer: one record with one endpoint (or none) and no actors
+        row = rows[0]
+        return [MhsView._make((*row[1:13], (row[14],) if row[13] is not None else (),
+                               (row[16],) if row[15] is not None else ()))]
     views: list[MhsView] = []
     current: int | None = None
     scalars: tuple[Any, ...] = ()
@@ -258,14 +265,14 @@ def find_mhs_views(
     for row in rows:
         if row[0] != current:
             if current is not None:
-                views.append(_mhs_view(scalars, endpoints, actors))
+                views.append(MhsView._make((*scalars, tuple(endpoints.values()), tuple(actors.values()))))
             current, scalars, endpoints, actors = row[0], tuple(row[1:13]), {}, {}
         if row[13] is not None:
             endpoints.setdefault(row[13], row[14])
         if row[15] is not None:
             actors.setdefault(row[15], row[16])
     if current is not None:
-        views.append(_mhs_view(scalars, endpoints, actors))
+        views.append(MhsView._make((*scalars, tuple(endpoints.values()), tuple(actors.values()))))
     return views
 
 
@@ -280,43 +287,38 @@ def _child_values(table: str, fk: str, value: str, parent: str, dialect: str) ->
 
 
 def _as_view_statement(filters: tuple[str, ...], dialect: str) -> Any:
-    key = ("as", dialect, *filters)
-    stmt = _view_statements.get(key)
-    if stmt is None:
-        from sqlalchemy import bindparam
+    from sqlalchemy import bindparam
 
-        s = AccreditedSystem.__table__
-        matched = AsInteraction.__table__.alias("matched")
-        stmt = select(
-            s.c.asid, s.c.ods_code, s.c.party_key, s.c.manufacturer_org,
-            _child_values("as_interactions", "as_id", "interaction_id", "accredited_systems.id", dialect),
-            _child_values("as_clients", "as_id", "ods_code", "accredited_systems.id", dialect),
-        ).select_from(s)
-        if "ods_code" in filters:
-            stmt = stmt.where(s.c.ods_code == bindparam("ods_code"))
-        if "party_key" in filters:
-            stmt = stmt.where(func.lower(s.c.party_key) == bindparam("party_key"))
-        if "manufacturer_org" in filters:
-            stmt = stmt.where(s.c.manufacturer_org == bindparam("manufacturer_org"))
-        if "interaction_id" in filters:
-            stmt = stmt.where(
-                select(matched.c.as_id)
-                .where(matched.c.as_id == s.c.id, matched.c.interaction_id == bindparam("interaction_id"))
-                .exists()
-            )
-        stmt = stmt.order_by(s.c.id)
-        _view_statements[key] = stmt
-    return stmt
+    s = AccreditedSystem.__table__
+    matched = AsInteraction.__table__.alias("matched")
+    stmt = select(
+        s.c.asid, s.c.ods_code, s.c.party_key, s.c.manufacturer_org,
+        _child_values("as_interactions", "as_id", "interaction_id", "accredited_systems.id", dialect),
+        _child_values("as_clients", "as_id", "ods_code", "accredited_systems.id", dialect),
+    ).select_from(s)
+    if "ods_code" in filters:
+        stmt = stmt.where(s.c.ods_code == bindparam("ods_code"))
+    if "party_key" in filters:
+        stmt = stmt.where(func.lower(s.c.party_key) == bindparam("party_key"))
+    if "manufacturer_org" in filters:
+        stmt = stmt.where(s.c.manufacturer_org == bindparam("manufacturer_org"))
+    if "interaction_id" in filters:
+        stmt = stmt.where(
+            select(matched.c.as_id)
+            .where(matched.c.as_id == s.c.id, matched.c.interaction_id == bindparam("interaction_id"))
+            .exists()
+        )
+    return stmt.order_by(s.c.id)
 
 
 def _json_list(value: Any) -> tuple[str, ...]:
     if value is None:  # PostgreSQL's json_agg over no rows
         return ()
-    return tuple(json.loads(value) if isinstance(value, str) else value)
+    return tuple(json.loads(value) if type(value) is str else value)
 
 
 def find_accredited_system_views(
-    session: Session,
+    reader: Reader,
     *,
     ods_code: str | None = None,
     interaction_id: str | None = None,
@@ -324,13 +326,14 @@ def find_accredited_system_views(
     manufacturer_org: str | None = None,
 ) -> list[AsView]:
     """find_accredited_systems for the FHIR facade: same filters and order, flat AsView values, one query."""
-    params = {"ods_code": ods_code, "interaction_id": interaction_id,
-              "party_key": party_key.lower() if party_key is not None else None,
-              "manufacturer_org": manufacturer_org}
-    filters = tuple(name for name, value in params.items() if value is not None)
-    statement = _as_view_statement(filters, session.connection().dialect.name)
-    return [
-        AsView(asid=row[0], ods_code=row[1], party_key=row[2], manufacturer_org=row[3],
-               interactions=_json_list(row[4]), clients=_json_list(row[5]))
-        for row in _fetch(session, statement, {k: params[k] for k in filters})
-    ]
+    params: dict[str, Any] = {}
+    if ods_code is not None:
+        params["ods_code"] = ods_code
+    if interaction_id is not None:
+        params["interaction_id"] = interaction_id
+    if party_key is not None:
+        params["party_key"] = party_key.lower()
+    if manufacturer_org is not None:
+        params["manufacturer_org"] = manufacturer_org
+    return [AsView(row[0], row[1], row[2], row[3], _json_list(row[4]), _json_list(row[5]))
+            for row in _fetch(reader, "as", params)]

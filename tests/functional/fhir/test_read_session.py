@@ -1,16 +1,20 @@
-"""FHIR searches read on a db.ReadOnlySession: no transaction statements, rows committed by others seen at
-once, the Connection back in the pool after every request; Core and ORM statements on it send no BEGIN either."""
+"""FHIR searches read on a db.ReadConnection: no transaction statements, rows committed by others seen at once,
+the connection back in its pool after every request (on a SQLite file, the ReadPool's own idle connections,
+dropped when the engine is disposed). The ReadOnlySession (the SSP's) sends no BEGIN for Core and ORM
+statements either."""
 
 from __future__ import annotations
 
+import sqlite3
 from typing import Any
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
-from sds_registry.db import ReadOnlySession
+from sds_registry.db import ReadOnlySession, ReadPool
 from sds_registry.models import AccreditedSystem
 from sds_registry.services import registry
 
@@ -86,3 +90,37 @@ def test_orm_and_core_use_send_no_begin_and_close(app: Flask, session: Session, 
     assert engine.pool.checkedout() == 0
     if seen is not None:
         assert not [s for s in seen if s.split()[0].upper() in ("BEGIN", "ROLLBACK", "COMMIT")], seen
+
+
+def test_read_pool_reuses_sqlite_connections_and_drops_them_on_dispose(app: Flask, client: FlaskClient,
+                                                                      session: Session, database_url: str) -> None:
+    ods = _practice(session, "A10005")
+    path = f"{BASE}/Endpoint?organization={ODS}{ods}&identifier={SVC}{STRUCTURED}"
+    pool: ReadPool = app.extensions["sds"]["read_pool"]
+    engine = app.extensions["sds"]["engine"]
+    assert client.get(path).json["total"] == 1  # type: ignore[index]
+    if not database_url.startswith("sqlite"):
+        assert not pool._idle and engine.pool.checkedout() == 0  # SQLAlchemy's pool, as any Connection
+        return
+    [kept] = pool._idle
+    assert client.get(path).json["total"] == 1  # type: ignore[index]
+    assert list(pool._idle) == [kept] and engine.pool.checkedout() == 0
+    engine.dispose()
+    assert client.get(path).json["total"] == 1  # type: ignore[index]
+    [fresh] = pool._idle
+    assert fresh is not kept
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        kept.execute("SELECT 1")
+
+
+def test_read_pool_does_not_keep_a_connection_whose_read_failed(app: Flask, database_url: str) -> None:
+    pool: ReadPool = app.extensions["sds"]["read_pool"]
+    with pytest.raises(Exception, match="no_such_table"), pool.connect() as reader:  # noqa: B017 - the driver's
+        reader.cursor().execute("SELECT * FROM no_such_table")
+    assert not pool._idle and app.extensions["sds"]["engine"].pool.checkedout() == 0
+    with pool.connect() as reader:
+        cursor = reader.cursor()
+        cursor.execute("SELECT 1")
+        assert cursor.fetchall() == [(1,)]
+        cursor.close()
+    assert len(pool._idle) == (1 if database_url.startswith("sqlite") else 0)

@@ -38,8 +38,8 @@ def test_params_and_self_link_are_werkzeugs(query: str) -> None:
             expected = list(request.args.items(multi=True))
         except UnicodeDecodeError:
             return
-        assert search._grouped(views._params()) == search._grouped(expected)
-        base_url, self_url = views._urls()
+        assert search._grouped(views._params(request)) == search._grouped(expected)
+        base_url, self_url = views._urls(request)
         assert base_url == "http://localhost/spine-directory/FHIR/R4/Device"
         decoded = request.query_string.decode("utf-8", "replace")
         assert self_url == (f"{base_url}?{unquote(decoded)}" if decoded else base_url)
@@ -49,7 +49,7 @@ def test_headers_read_from_the_environ() -> None:
     app = Flask(__name__)
     cid = "6D3D3674-7CE5-41EC-90D6-0242AC120003"
     with app.test_request_context("/x", headers={"X-Correlation-Id": cid, "Accept": "application/fhir+xml"}):
-        assert views._correlation_id() == (cid, None)
+        assert views._correlation_id(request.environ) == (cid, None)
         assert request.environ.get("HTTP_ACCEPT") == request.headers.get("Accept")
     with app.test_request_context("/x", headers={"X-Correlation-Id": "nope"}):
-        assert views._correlation_id()[1] == search.invalid_correlation_id().message
+        assert views._correlation_id(request.environ)[1] == search.invalid_correlation_id().message
