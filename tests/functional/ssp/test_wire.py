@@ -4,6 +4,7 @@ closing, Expect: 100-continue, pipelining, malformed requests, and keep-alive co
 from __future__ import annotations
 
 import itertools
+import random
 import socket
 import ssl
 import threading
@@ -235,3 +236,25 @@ def test_provider_connections_are_kept_alive(cached_ssp: SspServer, directory: D
 def test_log_has_no_tracebacks(cached_ssp: SspServer) -> None:
     text = Path(cached_ssp.log).read_text()
     assert "Traceback" not in text, text
+
+
+def test_random_bytes_never_take_the_ssp_down(cached_ssp: SspServer, directory: Directory) -> None:
+    """Junk, truncated requests and junk after a valid head: each connection ends with 400 or a close."""
+    rng = random.Random(20261127)
+    valid = _request_bytes()
+    samples = [bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 600))) for _ in range(30)]
+    samples += [valid[: rng.randint(1, len(valid) - 1)] for _ in range(10)]
+    samples += [valid.replace(b"HTTP/1.1", b"HTTP/9.9"), b"GET /" + b"x" * 100_000 + b" HTTP/1.1\r\n\r\n",
+                b"POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"]
+    for sample in samples:
+        with socket.create_connection(("127.0.0.1", _port(cached_ssp)), timeout=10) as sock:
+            sock.sendall(sample)
+            sock.shutdown(socket.SHUT_WR)
+            answer = b""
+            while piece := sock.recv(65536):
+                answer += piece
+        assert answer == b"" or answer.startswith(b"HTTP/1.1 "), (sample[:80], answer[:200])
+    with httpx.Client() as client:
+        assert client.get(f"{cached_ssp.url}/{FOUNDATIONS}/metadata", headers=ssp_headers()).status_code == 200
+    assert cached_ssp.process.poll() is None
+    assert "Traceback" not in Path(cached_ssp.log).read_text()
