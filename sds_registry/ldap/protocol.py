@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from sds_registry.config import Settings
-from sds_registry.ldap import codec
+from sds_registry.ldap import codec, responses
 from sds_registry.ldap.ast import Control, Result, SearchEntry, SearchRequest
 from sds_registry.ldap.codec import (
     AbandonRequest,
@@ -175,7 +175,7 @@ class LDAPConnection:
     def _disconnect(self, reason: str, code: int = ResultCode.PROTOCOL_ERROR) -> Close:
         self.closed = True
         self._buffer.clear()
-        return Close(codec.encode_notice_of_disconnection(int(code), reason))
+        return Close(responses.encode_notice_of_disconnection(int(code), reason))
 
     def _handle(self, raw: bytes) -> Event | None:
         try:
@@ -185,7 +185,7 @@ class LDAPConnection:
             if response_tag is None:  # unbind/abandon have no response to carry the error
                 return self._disconnect(f"malformed request: {exc}")
             return Send(
-                codec.encode_result(
+                responses.encode_result(
                     exc.message_id, response_tag, ResultCode.PROTOCOL_ERROR, "", f"decoding error: {exc}"
                 )
             )
@@ -212,7 +212,7 @@ class LDAPConnection:
             return Abandon(op.message_id)
         if isinstance(op, CompareRequest):
             if (bad := self._unsupported_critical(msg.controls, ())) is not None:
-                return Send(codec.encode_result(mid, 0x6F, bad.code, "", bad.message))
+                return Send(responses.encode_result(mid, 0x6F, bad.code, "", bad.message))
             self._in_progress.add(mid)
             self._abandoned.discard(mid)
             return CompareWork(mid, op)
@@ -220,7 +220,9 @@ class LDAPConnection:
             return self._extended(mid, op)
         assert isinstance(op, UpdateRequest)
         return Send(
-            codec.encode_result(mid, codec.RESPONSE_TAG[op.tag], ResultCode.UNWILLING_TO_PERFORM, "", READ_ONLY_MESSAGE)
+            responses.encode_result(
+                mid, codec.RESPONSE_TAG[op.tag], ResultCode.UNWILLING_TO_PERFORM, "", READ_ONLY_MESSAGE
+            )
         )
 
     @staticmethod
@@ -237,21 +239,21 @@ class LDAPConnection:
         )
         if controls:
             if (bad := self._unsupported_critical(controls, (codec.PAGED_RESULTS,))) is not None:
-                return Send(codec.encode_search_done(mid, bad.code, "", bad.message))
+                return Send(responses.encode_search_done(mid, bad.code, "", bad.message))
             for c in controls:
                 if c.oid == codec.PAGED_RESULTS:
                     try:
                         work.page_size, work.cookie = codec.decode_paged_control(c.value)
                     except DecodeError as exc:
-                        return Send(codec.encode_search_done(mid, ResultCode.PROTOCOL_ERROR, "", str(exc)))
+                        return Send(responses.encode_search_done(mid, ResultCode.PROTOCOL_ERROR, "", str(exc)))
         return work
 
     def _bind(self, mid: int, req: BindRequest) -> bytes:
         self.bound_dn = ""  # RFC 4511 §4.2.1: a bind first moves the connection to anonymous
         if req.version != 3:
-            return codec.encode_result(mid, 0x61, ResultCode.PROTOCOL_ERROR, "", "only LDAPv3 is supported")
+            return responses.encode_result(mid, 0x61, ResultCode.PROTOCOL_ERROR, "", "only LDAPv3 is supported")
         if req.password is None:
-            return codec.encode_result(
+            return responses.encode_result(
                 mid,
                 0x61,
                 ResultCode.AUTH_METHOD_NOT_SUPPORTED,
@@ -259,7 +261,7 @@ class LDAPConnection:
                 f"SASL ({req.sasl_mechanism}) is not supported; use a simple bind",
             )
         if req.name and not req.password:
-            return codec.encode_result(
+            return responses.encode_result(
                 mid,
                 0x61,
                 ResultCode.UNWILLING_TO_PERFORM,
@@ -271,32 +273,32 @@ class LDAPConnection:
             dn_ok = _normalise_dn(req.name) == _normalise_dn(s.ldap_bind_dn)
             pw_ok = hmac.compare_digest(req.password, s.ldap_bind_password.encode("utf-8"))
             if not (dn_ok and pw_ok):
-                return codec.encode_result(mid, 0x61, ResultCode.INVALID_CREDENTIALS)
+                return responses.encode_result(mid, 0x61, ResultCode.INVALID_CREDENTIALS)
             self.bound_dn = s.ldap_bind_dn
         # Without a configured account any simple bind gives anonymous read access, as SDS does.
-        return codec.encode_result(mid, 0x61, ResultCode.SUCCESS)
+        return responses.encode_result(mid, 0x61, ResultCode.SUCCESS)
 
     def _extended(self, mid: int, req: ExtendedRequest) -> Event:
         if req.name == WHO_AM_I:
             authz = f"dn:{self.bound_dn}" if self.bound_dn else ""
-            return Send(codec.encode_extended_response(mid, ResultCode.SUCCESS, value=authz.encode("utf-8")))
+            return Send(responses.encode_extended_response(mid, ResultCode.SUCCESS, value=authz.encode("utf-8")))
         if req.name == START_TLS:
             if self.tls_active:
                 return Send(
-                    codec.encode_extended_response(
+                    responses.encode_extended_response(
                         mid, ResultCode.OPERATIONS_ERROR, "", "TLS is already active", START_TLS
                     )
                 )
             if not self.tls_available:
                 return Send(
-                    codec.encode_extended_response(
+                    responses.encode_extended_response(
                         mid, ResultCode.UNAVAILABLE, "", "TLS is not configured on this server", START_TLS
                     )
                 )
             self.tls_active = True
-            return StartTLS(codec.encode_extended_response(mid, ResultCode.SUCCESS, name=START_TLS))
+            return StartTLS(responses.encode_extended_response(mid, ResultCode.SUCCESS, name=START_TLS))
         return Send(
-            codec.encode_extended_response(
+            responses.encode_extended_response(
                 mid, ResultCode.PROTOCOL_ERROR, "", f"unsupported extended operation {req.name}"
             )
         )
@@ -319,7 +321,7 @@ class LDAPConnection:
                 except Exception as exc:  # noqa: BLE001 - one failing request must not end the connection
                     log.exception("LDAP compare failed")
                     result = result_for_error(exc)
-                return codec.encode_result(mid, 0x6F, result.code, result.matched_dn, result.message)
+                return responses.encode_result(mid, 0x6F, result.code, result.matched_dn, result.message)
             if work.page_size is not None:
                 return self._paged_search(work)
             try:
@@ -329,7 +331,7 @@ class LDAPConnection:
                 entries, result = [], result_for_error(exc)
             if mid in self._abandoned:
                 return b""
-            return codec.encode_search_response(mid, entries, result.code, result.matched_dn, result.message)
+            return responses.encode_search_response(mid, entries, result.code, result.matched_dn, result.message)
         finally:
             self._in_progress.discard(mid)
             self._abandoned.discard(mid)
@@ -341,11 +343,11 @@ class LDAPConnection:
         if work.cookie:
             state = self._paged.pop(work.cookie, None)
             if state is None or state.key != key:
-                return codec.encode_search_done(
+                return responses.encode_search_done(
                     mid, ResultCode.UNWILLING_TO_PERFORM, "", "paged results cookie is invalid or expired"
                 )
             if size == 0:  # the client abandons the paged search
-                return codec.encode_search_done(mid, controls=[codec.paged_control(0, b"")])
+                return responses.encode_search_done(mid, controls=[responses.paged_control(0, b"")])
             entries, final = state.entries, state.final
         else:
             try:
@@ -354,18 +356,18 @@ class LDAPConnection:
                 log.exception("LDAP search failed")
                 entries, final = [], result_for_error(exc)
             if size == 0:
-                return codec.encode_search_done(
-                    mid, final.code, final.matched_dn, final.message, [codec.paged_control(len(entries), b"")]
+                return responses.encode_search_done(
+                    mid, final.code, final.matched_dn, final.message, [responses.paged_control(len(entries), b"")]
                 )
         if mid in self._abandoned:
             return b""
         page, rest = entries[:size], entries[size:]
         if not rest:
-            return codec.encode_search_response(
-                mid, page, final.code, final.matched_dn, final.message, [codec.paged_control(0, b"")]
+            return responses.encode_search_response(
+                mid, page, final.code, final.matched_dn, final.message, [responses.paged_control(0, b"")]
             )
         cookie = os.urandom(12)
         if len(self._paged) >= MAX_PAGED_SEARCHES:
             self._paged.pop(next(iter(self._paged)))
         self._paged[cookie] = _PagedSearch(key, rest, final)
-        return codec.encode_search_response(mid, page, controls=[codec.paged_control(len(entries), cookie)])
+        return responses.encode_search_response(mid, page, controls=[responses.paged_control(len(entries), cookie)])

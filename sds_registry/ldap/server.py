@@ -23,7 +23,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, cast
 
 from sds_registry.config import Settings, parse_bind
-from sds_registry.ldap import codec
+from sds_registry.ldap import responses
 from sds_registry.ldap.ast import And, Equality, Scope
 from sds_registry.ldap.protocol import (
     Close,
@@ -91,7 +91,7 @@ class _LDAPProtocol(asyncio.Protocol):
         settings = self.server.settings
         if len(self.server.connections) >= settings.ldap_max_connections:
             log.warning("LDAP connection refused: %d connections open", len(self.server.connections))
-            transport.write(codec.encode_notice_of_disconnection(ResultCode.BUSY, "too many connections"))
+            transport.write(responses.encode_notice_of_disconnection(ResultCode.BUSY, "too many connections"))
             transport.close()
             self.conn.closed = True
             return
@@ -268,7 +268,8 @@ class _LDAPProtocol(asyncio.Protocol):
     def shutdown(self) -> None:
         """Server stopping: tell the client (RFC 4511 §4.4.1 notice, unavailable) and close."""
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(codec.encode_notice_of_disconnection(ResultCode.UNAVAILABLE, "server shutting down"))
+            notice = responses.encode_notice_of_disconnection(ResultCode.UNAVAILABLE, "server shutting down")
+            self.transport.write(notice)
         self._close()
 
     def _close(self) -> None:

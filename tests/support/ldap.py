@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from sds_registry.config import Settings
-from sds_registry.ldap import codec
+from sds_registry.ldap import codec, responses
 from sds_registry.ldap.ldif import import_ldif
 from sds_registry.ldap.server import serve_ldap
 from sds_registry.migrate import sync_catalogue, upgrade
@@ -283,7 +283,7 @@ def assert_serves(server: RunningServer) -> None:
     with raw_socket(server) as s:
         s.sendall(search_message(1))
         data = b""
-        while not data.endswith(codec.encode_search_done(1)):
+        while not data.endswith(responses.encode_search_done(1)):
             chunk = s.recv(65536)
             assert chunk, "server closed a healthy connection"
             data += chunk

@@ -26,7 +26,7 @@ with warnings.catch_warnings():  # ldap3 2.9 imports names pyasn1 0.6 deprecates
 from sqlalchemy.engine import Engine
 
 from sds_registry.config import Settings
-from sds_registry.ldap import codec
+from sds_registry.ldap import codec, responses
 from sds_registry.ldap.directory import Directory
 from tests.support.ldap import (
     STRUCTURED,
@@ -370,7 +370,7 @@ def test_pipelined_requests_are_answered_in_order(server: RunningServer) -> None
     with raw_socket(server) as s:
         s.sendall(b"".join(search_message(i) for i in range(1, 201)))
         data = b""
-        last = codec.encode_search_done(200)
+        last = responses.encode_search_done(200)
         while not data.endswith(last):
             chunk = s.recv(65536)
             assert chunk
@@ -387,7 +387,7 @@ def test_half_closed_client_still_gets_its_answers(server: RunningServer) -> Non
         data = _read_until_closed(s)
     messages, used = codec.split_messages(data, 1 << 20)
     assert used == len(data) and len(messages) == 100
-    assert messages[-1] == codec.encode_search_done(50)
+    assert messages[-1] == responses.encode_search_done(50)
 
 
 def test_stopping_the_server_sends_a_notice_to_open_connections(directory: Directory) -> None:
@@ -431,7 +431,7 @@ def test_a_large_search_does_not_stall_other_clients(directory: Directory) -> No
         assert_serves(server)
         assert time.monotonic() - t0 < 0.5
         data = b""
-        while not data.endswith(codec.encode_search_done(1)):
+        while not data.endswith(responses.encode_search_done(1)):
             chunk = big.recv(65536)
             assert chunk
             data += chunk

@@ -21,7 +21,7 @@ import pytest
 
 from sds_registry.config import Settings
 from sds_registry.db import make_engine
-from sds_registry.ldap import codec
+from sds_registry.ldap import codec, responses
 from sds_registry.ldap.directory import Directory
 from tests.support.ldap import assert_serves, base_settings, running_server, sample_sqlite_database, search_message
 
@@ -46,7 +46,7 @@ def _valid_messages() -> list[bytes]:
         + flt
         + codec.tlv(b"\x30", codec.octets("nhsMHSEndPoint") + codec.octets("*"))
     )
-    paged = codec.encode_controls([codec.paged_control(5, b"")])
+    paged = responses.encode_controls([responses.paged_control(5, b"")])
     return [
         search_message(3),
         msg(4, 0x63, search),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from sds_registry.ldap import codec
+from sds_registry.ldap import responses
 from tests.support.ldap import sample_sqlite_database, search_message
 
 REPO = Path(__file__).resolve().parents[3]
@@ -34,7 +34,7 @@ def _search(port: int, message_id: int = 1) -> bytes:
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
         s.sendall(search_message(message_id))
         data = b""
-        while not data.endswith(codec.encode_search_done(message_id)):
+        while not data.endswith(responses.encode_search_done(message_id)):
             chunk = s.recv(65536)
             assert chunk, "connection closed before the answer"
             data += chunk

@@ -26,7 +26,7 @@ from ldap3.utils.conv import escape_filter_chars
 from pyasn1.codec.ber import decoder as ber_decoder
 from pyasn1.codec.ber import encoder as ber_encoder
 
-from sds_registry.ldap import codec
+from sds_registry.ldap import codec, responses
 from sds_registry.ldap.ast import (
     And,
     Approx,
@@ -326,7 +326,7 @@ def test_search_entry_encoding_read_by_ldap3() -> None:
         ],
     )
     for mid in (1, 127, 128, 5000, 2**31 - 1):
-        msg_id, name, op = _ldap3_decode(codec.encode_search_entry(mid, entry))
+        msg_id, name, op = _ldap3_decode(responses.encode_search_entry(mid, entry))
         assert (msg_id, name) == (mid, "searchResEntry")
         assert str(op["object"]) == entry.dn
         got = [(str(a["type"]), [bytes(v).decode() for v in a["vals"]]) for a in op["attributes"]]
@@ -334,35 +334,35 @@ def test_search_entry_encoding_read_by_ldap3() -> None:
 
 
 def test_search_done_and_results_read_by_ldap3() -> None:
-    _, name, op = _ldap3_decode(codec.encode_search_done(3))
+    _, name, op = _ldap3_decode(responses.encode_search_done(3))
     assert name == "searchResDone" and int(op["resultCode"]) == 0
-    _, name, op = _ldap3_decode(codec.encode_search_done(3, 32, "ou=services,o=nhs", "no such object"))
+    _, name, op = _ldap3_decode(responses.encode_search_done(3, 32, "ou=services,o=nhs", "no such object"))
     assert (int(op["resultCode"]), str(op["matchedDN"]), str(op["diagnosticMessage"])) == (
         32,
         "ou=services,o=nhs",
         "no such object",
     )
     for tag, expected in [(0x61, "bindResponse"), (0x6F, "compareResponse"), (0x69, "addResponse")]:
-        _, name, op = _ldap3_decode(codec.encode_result(2, tag, 53, "", "x" * 300))
+        _, name, op = _ldap3_decode(responses.encode_result(2, tag, 53, "", "x" * 300))
         assert name == expected and int(op["resultCode"]) == 53 and str(op["diagnosticMessage"]) == "x" * 300
 
 
 def test_extended_response_and_notice_read_by_ldap3() -> None:
-    mid, name, op = _ldap3_decode(codec.encode_notice_of_disconnection(2, "bad"))
+    mid, name, op = _ldap3_decode(responses.encode_notice_of_disconnection(2, "bad"))
     assert (mid, name, str(op["responseName"]), int(op["resultCode"])) == (
         0,
         "extendedResp",
         codec.NOTICE_OF_DISCONNECTION,
         2,
     )
-    _, _, op = _ldap3_decode(codec.encode_extended_response(4, 0, value=b"dn:cn=x"))
+    _, _, op = _ldap3_decode(responses.encode_extended_response(4, 0, value=b"dn:cn=x"))
     assert bytes(op["responseValue"]) == b"dn:cn=x"
 
 
 def test_paged_control_on_search_done_read_by_ldap3() -> None:
     from ldap3.protocol.rfc2696 import RealSearchControlValue
 
-    data = codec.encode_search_done(5, controls=[codec.paged_control(40, b"cookie")])
+    data = responses.encode_search_done(5, controls=[responses.paged_control(40, b"cookie")])
     msg, _ = ber_decoder.decode(data, asn1Spec=LDAPMessage())
     ctl = msg["controls"][0]
     assert str(ctl["controlType"]) == codec.PAGED_RESULTS

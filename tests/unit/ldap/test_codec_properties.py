@@ -16,7 +16,7 @@ from ldap3.utils.conv import escape_filter_chars
 from pyasn1.codec.ber import decoder as ber_decoder
 from pyasn1.codec.ber import encoder as ber_encoder
 
-from sds_registry.ldap import codec
+from sds_registry.ldap import codec, responses
 from sds_registry.ldap.ast import (
     And,
     Equality,
@@ -163,7 +163,7 @@ ENTRIES = st.builds(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ENTRIES, st.integers(0, 2**31 - 1))
 def test_search_entries_round_trip_through_pyasn1(entry: SearchEntry, message_id: int) -> None:
-    data = codec.encode_search_entry(message_id, entry)
+    data = responses.encode_search_entry(message_id, entry)
     assert codec.split_messages(data + b"\x30", 1 << 20) == ([data], len(data))
     msg, rest = ber_decoder.decode(data, asn1Spec=LDAPMessage())
     assert rest == b""
