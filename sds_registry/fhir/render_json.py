@@ -86,6 +86,7 @@ _MANUFACTURER = _cut({"url": render.MANUFACTURER_EXTENSION, "valueReference": {"
     "system": render.ODS_SYSTEM, "value": _HOLE}}}, 5)
 _INTERACTION = _cut({"url": render.INTERACTION_EXTENSION, "valueReference": {"identifier": {
     "system": render.INTERACTION_SYSTEM, "value": _HOLE}}}, 5)
+_BETWEEN_INTERACTIONS = _INTERACTION[1] + _separator(5) + _INTERACTION[0]
 _OWNER = _cut({"owner": {"identifier": {"system": render.ODS_SYSTEM, "value": _HOLE}}}, 3)
 _OWNER_BEFORE = _MEMBER + _OWNER[0][_OWNER[0].index('"owner"'):]
 _OWNER_AFTER = _OWNER[1][: _OWNER[1].rindex("\n")]
@@ -106,9 +107,9 @@ def device(record: render.DeviceRecord, resource_id: str) -> str:
     manufacturer = record.manufacturer_org
     if manufacturer is not None and manufacturer.strip():
         extensions.append(_MANUFACTURER[0] + _enc(manufacturer) + _MANUFACTURER[1])
-    before, after = _INTERACTION
-    extensions += [before + _enc(interaction) + after for interaction in record.interactions
-                   if interaction is not None and interaction.strip()]
+    interactions = [value for value in record.interactions if value is not None and value.strip()]
+    if interactions:  # a Device can carry hundreds: one join, the text between two values written once
+        extensions.append(_INTERACTION[0] + _BETWEEN_INTERACTIONS.join(map(_enc, interactions)) + _INTERACTION[1])
     if extensions:
         text += _KEY_EXTENSION + _LIST_OPEN + _ITEM.join(extensions) + _LIST_CLOSE
     owner = next((client for client in record.clients if client is not None and client.strip()), None)

@@ -19,7 +19,7 @@ and interaction ids match case-exactly, party keys case-insensitively (the SDS s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 ODS_SYSTEM = "https://fhir.nhs.uk/Id/ods-organization-code"
@@ -112,26 +112,32 @@ def _value(values: list[str], system: str) -> str | None:
     """The last value given for ``system``: the text after the first ``|``, stripped; blank = absent."""
     found: str | None = None
     for raw in values:
-        text = raw.strip()
-        head, sep, tail = text.partition("|")
-        if sep and head == system and tail.strip():
-            found = tail.strip()
+        head, sep, tail = raw.strip().partition("|")
+        if sep and head == system:
+            tail = tail.strip()
+            if tail:
+                found = tail
     return found
+
+
+#: Each searchable name's allowed "<system>|" prefixes (on the raw value), and the 400 for any other value.
+_SYSTEMS: dict[str, tuple[tuple[str, ...], Callable[[], SearchError]]] = {
+    ORGANIZATION: ((f"{ODS_SYSTEM}|",), lambda: invalid_param(ORGANIZATION, ODS_SYSTEM)),
+    IDENTIFIER: ((f"{INTERACTION_SYSTEM}|", f"{PARTY_KEY_SYSTEM}|"), invalid_identifier),
+    MANUFACTURING_ORGANIZATION: ((f"{ODS_SYSTEM}|",), lambda: invalid_param(MANUFACTURING_ORGANIZATION, ODS_SYSTEM)),
+}
 
 
 def _check_names_and_systems(grouped: dict[str, list[str]], allowed: tuple[str, ...]) -> None:
     for name, values in grouped.items():
         if name not in allowed:
             raise SearchError(f"Illegal query parameter '{name}'")
-        for value in values:
-            if name == ORGANIZATION and not value.startswith(f"{ODS_SYSTEM}|"):
-                raise invalid_param(ORGANIZATION, ODS_SYSTEM)
-            if name == IDENTIFIER and not (
-                value.startswith(f"{INTERACTION_SYSTEM}|") or value.startswith(f"{PARTY_KEY_SYSTEM}|")
-            ):
-                raise invalid_identifier()
-            if name == MANUFACTURING_ORGANIZATION and not value.startswith(f"{ODS_SYSTEM}|"):
-                raise invalid_param(MANUFACTURING_ORGANIZATION, ODS_SYSTEM)
+        systems = _SYSTEMS.get(name)
+        if systems is not None:
+            prefixes, error = systems
+            for value in values:
+                if not value.startswith(prefixes):
+                    raise error()
 
 
 def parse_device(params: Params) -> DeviceQuery:
