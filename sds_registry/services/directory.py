@@ -242,17 +242,19 @@ def _mhs_view_statement(filters: tuple[str, ...]) -> Any:
     return stmt.order_by(m.c.id, e.c.position, a.c.position)
 
 
+def _filter_params(**filters: str | None) -> dict[str, Any]:
+    """The filters given (None: not filtered), in call order; party keys compare in lower case."""
+    params: dict[str, Any] = {name: value for name, value in filters.items() if value is not None}
+    if "party_key" in params:
+        params["party_key"] = params["party_key"].lower()
+    return params
+
+
 def find_mhs_views(
     reader: Reader, *, ods_code: str | None = None, interaction_id: str | None = None, party_key: str | None = None
 ) -> list[MhsView]:
     """find_mhs for the FHIR facade: the same filters and order, as flat MhsView values in one query."""
-    params: dict[str, Any] = {}
-    if ods_code is not None:
-        params["ods_code"] = ods_code
-    if interaction_id is not None:
-        params["interaction_id"] = interaction_id
-    if party_key is not None:
-        params["party_key"] = party_key.lower()
+    params = _filter_params(ods_code=ods_code, interaction_id=interaction_id, party_key=party_key)
     rows = _fetch(reader, "mhs", params)
     if len(rows) == 1:  # the usual answer: one record with one endpoint (or none) and no actors
         row = rows[0]
@@ -331,14 +333,7 @@ def find_accredited_system_views(
     manufacturer_org: str | None = None,
 ) -> list[AsView]:
     """find_accredited_systems for the FHIR facade: same filters and order, flat AsView values, one query."""
-    params: dict[str, Any] = {}
-    if ods_code is not None:
-        params["ods_code"] = ods_code
-    if interaction_id is not None:
-        params["interaction_id"] = interaction_id
-    if party_key is not None:
-        params["party_key"] = party_key.lower()
-    if manufacturer_org is not None:
-        params["manufacturer_org"] = manufacturer_org
+    params = _filter_params(ods_code=ods_code, interaction_id=interaction_id, party_key=party_key,
+                            manufacturer_org=manufacturer_org)
     return [AsView(row[0], row[1], row[2], row[3], _json_list(row[4]), _json_list(row[5]))
             for row in _fetch(reader, "as", params)]
