@@ -87,7 +87,8 @@ def serve(args: argparse.Namespace) -> None:
         return
     import asyncio
 
-    from sds_registry.ldap.server import _new_loop, serve_ldap
+    from sds_registry.ldap.server import serve_ldap
+    from sds_registry.workers import new_event_loop
 
     if args.directory == "real":
         from sds_registry.db import make_engine
@@ -105,7 +106,7 @@ def serve(args: argparse.Namespace) -> None:
             loop.add_signal_handler(sig, stop.set)
         await serve_ldap(replace(settings, ldap_bind=f"127.0.0.1:{args.port}"), directory, stop, inline=inline)
 
-    with asyncio.Runner(loop_factory=_new_loop) as runner:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(main())
 
 

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
 import signal
 import socket
 import ssl
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, cast
+from typing import cast
 
 from sds_registry.config import Settings, parse_bind
 from sds_registry.ldap import responses
@@ -37,6 +35,7 @@ from sds_registry.ldap.protocol import (
 )
 from sds_registry.ldap.results import ResultCode
 from sds_registry.ldap.tls import server_context
+from sds_registry.workers import new_event_loop, run_workers
 
 log = logging.getLogger(__name__)
 
@@ -368,15 +367,6 @@ async def serve_ldap(
         executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
-
-
 def _serve_process(settings: Settings, reuse_port: bool) -> None:
     """One serving process: engine, Directory, loop, signal handling."""
     from sds_registry.db import make_engine
@@ -394,7 +384,7 @@ def _serve_process(settings: Settings, reuse_port: bool) -> None:
         await serve_ldap(settings, directory, stop, inline=inline, reuse_port=reuse_port)
 
     try:
-        with asyncio.Runner(loop_factory=_new_loop) as runner:
+        with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(main())
     finally:
         directory.close()
@@ -417,25 +407,4 @@ def run_ldap(settings: Settings) -> None:
     if workers == 1:
         _serve_process(settings, reuse_port=False)
         return
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_worker_entry, args=(settings,), name=f"sds-ldap-{i}") for i in range(workers)]
-    for p in procs:
-        p.start()
-    stopping = False
-
-    def forward(signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-        for p in procs:
-            if p.pid is not None and p.is_alive():
-                os.kill(p.pid, signal.SIGTERM)
-
-    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for p in procs:
-            p.join()
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-    if not stopping and any(p.exitcode for p in procs):
-        raise SystemExit(1)
+    run_workers(_worker_entry, (settings,), workers, "sds-ldap")

@@ -9,17 +9,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import multiprocessing
-import os
 import signal
 import socket
 from collections.abc import Callable
-from typing import Any
 
 from sds_registry.config import Settings, parse_bind
 from sds_registry.ssp.proxy import check_settings, parse_connect_to, provider_ssl_context, server_ssl_context
 from sds_registry.ssp.server import ClientConnection, ServerState, idle_sweeper
 from sds_registry.ssp.upstream import ProviderPool
+from sds_registry.workers import new_event_loop, run_workers
 
 log = logging.getLogger("sds.ssp")
 GRACE_SECONDS = 5.0
@@ -75,15 +73,6 @@ async def serve_ssp(
         engine.dispose()
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
-    return loop
-
-
 def _worker(settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor forwards SIGTERM
 
@@ -92,7 +81,7 @@ def _worker(settings: Settings) -> None:
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         await serve_ssp(settings, stop)
 
-    with asyncio.Runner(loop_factory=_new_loop) as runner:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
         runner.run(main())
 
 
@@ -107,29 +96,6 @@ def run_ssp(settings: Settings) -> None:
     scheme = "https" if settings.ssp_tls_cert else "http"
     log.info("SSP emulator on %s://%s:%s (mutual TLS: %s, %d workers)", scheme, host, port,
              bool(settings.ssp_tls_cert and settings.ssp_tls_client_ca), max(1, settings.ssp_workers))
-    context = multiprocessing.get_context("fork")  # no threads or loops exist yet in this process
-    procs = [context.Process(target=_worker, args=(settings,), name=f"sds-ssp-{i}")
-             for i in range(max(1, settings.ssp_workers))]
-    for proc in procs:
-        proc.start()
-    stopping = False
-
-    def forward(_signum: int, _frame: Any) -> None:
-        nonlocal stopping
-        stopping = True
-        for proc in procs:
-            if proc.pid is not None and proc.is_alive():
-                os.kill(proc.pid, signal.SIGTERM)
-
-    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        while not stopping and all(p.is_alive() for p in procs):
-            procs[0].join(timeout=0.5)
-        forward(signal.SIGTERM, None)
-        for proc in procs:
-            proc.join()
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-    if any(p.exitcode for p in procs):
-        raise SystemExit(1)
+    # fork: no threads or loops exist yet in this process (and no resource tracker process is left beside
+    # the workers, as spawn would)
+    run_workers(_worker, (settings,), max(1, settings.ssp_workers), "sds-ssp", start_method="fork")

@@ -1,0 +1,57 @@
+"""Serving processes for the asyncio facades (LDAP, SSP): the event loop they run and their supervisor.
+
+No facade logic here: ``run_workers`` starts N processes on one target, forwards SIGINT/SIGTERM to them as
+SIGTERM, stops the others when one ends on its own, and then exits non-zero (as when any ended badly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import os
+import signal
+from collections.abc import Callable
+from typing import Any
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when it is installed (a good share of the wire CPU), else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
+    return loop
+
+
+def run_workers(target: Callable[..., None], args: tuple[Any, ...], count: int, name: str,
+                start_method: str = "spawn") -> None:
+    """Run ``count`` processes of ``target(*args)`` until SIGINT/SIGTERM or until one of them exits."""
+    context: Any = multiprocessing.get_context(start_method)  # SpawnContext or ForkContext
+    procs = [context.Process(target=target, args=args, name=f"{name}-{i}") for i in range(count)]
+    for proc in procs:
+        proc.start()
+    stopping = False
+
+    def forward(_signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for proc in procs:
+            if proc.pid is not None and proc.is_alive():
+                os.kill(proc.pid, signal.SIGTERM)
+
+    old = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    died = False
+    try:
+        while not stopping and all(proc.is_alive() for proc in procs):
+            procs[0].join(timeout=0.5)
+        died = not stopping
+        if died:  # one ended on its own: stop the others (once; a second SIGTERM would cut their clean-up)
+            forward(signal.SIGTERM, None)
+        for proc in procs:
+            proc.join()
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+    if died or any(proc.exitcode not in (0, -signal.SIGTERM) for proc in procs):
+        raise SystemExit(1)
