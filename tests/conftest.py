@@ -111,6 +111,7 @@ def app(db: Engine, database_url: str) -> Iterator[Flask]:
     application = create_app({"database_url": database_url})
     application.config["TESTING"] = True
     yield application
+    application.extensions["sds"]["read_pool"].dispose()
     application.extensions["sds"]["engine"].dispose()
 
 
