@@ -1,7 +1,7 @@
 """Directory records -> a Device or Endpoint searchset Bundle's JSON text in one pass. Pure.
 
 The searches' usual answer, written without the intermediate dicts and the generic emitter: the text is
-exactly ``render.dumps(render.bundle(...))`` for the same records and ids (tests hold the two together over
+exactly ``json_text.dumps(render.bundle(...))`` for the same records and ids (tests hold the two together over
 generated records, blank and absent values included). The mapping rules are render.device's and
 render.endpoints' (presence, order, first actor and owner, the intermediary address); only the writing
 differs. Every fixed piece of text is cut once, at import, from ``json.dumps(indent=2)`` of a template at

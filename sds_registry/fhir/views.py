@@ -25,7 +25,7 @@ from werkzeug.exceptions import HTTPException
 from sds_registry import web
 from sds_registry.config import Settings
 from sds_registry.errors import ConfigError
-from sds_registry.fhir import render, render_json, render_xml, search
+from sds_registry.fhir import json_text, render, render_json, render_xml, search
 from sds_registry.services import directory
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ def negotiate(accept: str | None, formats: list[str]) -> str | None:
 
 def outcome_response(status: int, correlation_id: str, message: str | None = None) -> Response:
     """The national OperationOutcome (indent 4, always application/fhir+json) with X-Correlation-ID."""
-    body = render.dumps(render.operation_outcome(status, correlation_id, message), indent=4)
+    body = json_text.dumps(render.operation_outcome(status, correlation_id, message), indent=4)
     response = Response(body, status=status, mimetype=FHIR_JSON)
     response.headers[CORRELATION_ID] = correlation_id
     if status == 405:
@@ -306,13 +306,13 @@ def _bundle_response(correlation_id: str, content_type: str, total: int, resourc
         body = render_xml.bundle(head, base_url, resources)
         response = Response(body, mimetype=FHIR_XML)
     elif estimate >= STREAM_MIN_BYTES:
-        chunks = render.iter_bundle(head, base_url, resources)
+        chunks = json_text.iter_bundle(head, base_url, resources)
         response = Response(_streamed(chunks, web.accepts_gzip()), mimetype=content_type)
         if web.accepts_gzip():
             response.headers["Content-Encoding"] = "gzip"
     else:
         head["entry"] = [render.entry(base_url, r) for r in resources]
-        response = Response(render.dumps(head), mimetype=content_type)
+        response = Response(json_text.dumps(head), mimetype=content_type)
     response.headers[CORRELATION_ID] = correlation_id
     return response
 
@@ -351,4 +351,4 @@ def deep_healthcheck() -> Response:
     dialect = web.engine().dialect.name
     body = {"status": status,
             "details": {"database": {"status": status, "links": {"database": dialect}, "output": output}}}
-    return Response(render.dumps(body), status=200 if status == "pass" else 503, mimetype=JSON)
+    return Response(json_text.dumps(body), status=200 if status == "pass" else 503, mimetype=JSON)
