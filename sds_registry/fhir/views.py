@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -77,10 +78,27 @@ _UUID4_CLEAR = ~((0xF000 << 64) | (0xC000 << 48)) & ((1 << 128) - 1)  # version 
 _UUID4_SET = (0x4000 << 64) | (0x8000 << 48)  # version 4, RFC 4122 variant
 
 
+#: Random bytes for ids, per thread, taken from os.urandom 4 KB at a time: each os.urandom call lets go of the
+#: GIL, and under gunicorn's threads every such release costs a thread switch (a Device answer needs three ids).
+_random = threading.local()
+_RANDOM_BATCH = 4096
+os.register_at_fork(after_in_child=_random.__dict__.clear)  # a forked child must not repeat its parent's ids
+
+
+def _random_int128() -> int:
+    pool: bytes | None = getattr(_random, "pool", None)
+    at: int = getattr(_random, "at", _RANDOM_BATCH)
+    if pool is None or at >= _RANDOM_BATCH:
+        pool, at = os.urandom(_RANDOM_BATCH), 0
+        _random.pool = pool
+    _random.at = at + 16
+    return int.from_bytes(pool[at:at + 16])
+
+
 def new_correlation_id() -> str:
     """A random UUID as ``str(uuid.uuid4()).upper()`` writes it, without building a UUID object (a request
     makes three of them)."""
-    text = f"{(int.from_bytes(os.urandom(16)) & _UUID4_CLEAR) | _UUID4_SET:032X}"
+    text = f"{(_random_int128() & _UUID4_CLEAR) | _UUID4_SET:032X}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
