@@ -7,7 +7,8 @@ unchanged (method, headers as the client spelled them, body) with RFC 7239 ``For
 arrives (status and reason, 4xx/5xx passed through, headers, body bytes untouched so gzip passes; an answer
 without a length goes on chunked), with flow control both ways so a large body is never held. Unreachable
 provider: 502 ``ERROR_COMMUNICATING_TO_ENDPOINT_URL_<url>``; no answer within SDS_SSP_PROVIDER_TIMEOUT: 504
-``TIMEOUT_COMMUNICATING_TO_ENDPOINT_URL_<url>``. Requests on one connection are answered in order.
+``TIMEOUT_COMMUNICATING_TO_ENDPOINT_URL_<url>``; an answer whose body stops arriving for that long is cut off
+(both connections closed). Requests on one connection are answered in order.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import logging
 import ssl
 import time
 from collections import deque
+from collections.abc import Callable
 from email.utils import formatdate
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -405,6 +407,7 @@ class ClientConnection(asyncio.Protocol):
             self._write(head + b"".join(b"%x\r\n%s\r\n" % (len(piece), piece) for piece in held))
         else:
             self._write(head + b"".join(held))
+        stop_watching = self._watch_for_stall(conn)
         try:
             keep = await conn.done if conn.done is not None else False
         except ProviderError:  # cut off mid-body: the client cannot be told, only cut off too
@@ -413,6 +416,8 @@ class ClientConnection(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
             return
+        finally:
+            stop_watching()
         if chunked:
             self._write(b"0\r\n\r\n")
         self.upstream = None
@@ -422,6 +427,26 @@ class ClientConnection(asyncio.Protocol):
             self.state.pool.release(conn)
         else:
             conn.close()
+
+    def _watch_for_stall(self, conn: ProviderConnection) -> Callable[[], None]:
+        """Cut the provider off when its answer's body stops arriving for SDS_SSP_PROVIDER_TIMEOUT (not while
+        the client is the slow one); returns the function that stops watching. One timer per answer."""
+        timeout = self.state.timeout
+        handle: asyncio.TimerHandle | None = None
+
+        def check() -> None:
+            nonlocal handle
+            if conn.done is None or conn.done.done():
+                return
+            idle = self.loop.time() - conn.last_read
+            if self._write_paused or idle < timeout:
+                handle = self.loop.call_later(timeout if self._write_paused else timeout - idle, check)
+                return
+            log.warning("provider stopped sending its answer for %.1f s: cut off", timeout)
+            conn.close()  # its connection_lost fails conn.done, and the client is cut off too
+
+        handle = self.loop.call_later(timeout, check)
+        return lambda: handle.cancel() if handle is not None else None
 
     def body(self, data: bytes) -> None:
         """The provider's body, as it arrives (held until the answer's head is written)."""

@@ -53,6 +53,7 @@ class ProviderConnection(asyncio.Protocol):
         self._headers: list[tuple[str, str]] = []
         self._reason = b""
         self.received_any = False
+        self.last_read = 0.0
         self._writable: asyncio.Future[None] | None = None
         self._until_close = False
 
@@ -63,6 +64,7 @@ class ProviderConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.received_any = True
+        self.last_read = self.loop.time()
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:

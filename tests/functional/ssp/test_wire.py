@@ -23,6 +23,8 @@ from tests.functional.ssp.conftest import Pki, SspServer, free_port, start_ssp, 
 from tests.unit.ssp.fixtures import FOUNDATIONS, PROVIDER_FQDN, Directory, seed, ssp_headers
 
 CACHE_SECONDS = 1.5
+PROVIDER_TIMEOUT = 1.0
+STALL_SECONDS = 6.0
 CLOSE_BODY = b"answered until the connection closes\n" * 2000
 
 
@@ -65,6 +67,10 @@ def raw_provider(pki: Pki) -> Iterator[RawProvider]:
             with context.wrap_socket(raw, server_side=True) as conn:
                 while request := _read_request(conn):
                     provider.requests.append(request)
+                    if b"stall" in request.split(b"\r\n", 1)[0]:  # a head, part of the body, then nothing
+                        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"x" * 100)
+                        time.sleep(STALL_SECONDS)
+                        return
                     if b"keepalive" not in request.split(b"\r\n", 1)[0]:
                         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n" + CLOSE_BODY)
                         return
@@ -97,6 +103,7 @@ def cached_ssp(database_url: str, pki: Pki, raw_provider: RawProvider,
     process = start_ssp({
         "SDS_DATABASE_URL": database_url, "SDS_SSP_BIND": f"127.0.0.1:{port}", "SDS_SSP_WORKERS": "1",
         "SDS_SSP_PROVIDER_CA": str(pki.ca), "SDS_SSP_CACHE_SECONDS": str(CACHE_SECONDS),
+        "SDS_SSP_PROVIDER_TIMEOUT": str(PROVIDER_TIMEOUT),
         "SDS_SSP_CLIENT_CERT": str(pki.ssp_client[0]), "SDS_SSP_CLIENT_KEY": str(pki.ssp_client[1]),
         "SDS_SSP_CONNECT_TO": f"{PROVIDER_FQDN}:443:127.0.0.1:{raw_provider.port}", "SDS_LOG_LEVEL": "WARNING",
     }, log, port)
@@ -258,3 +265,13 @@ def test_random_bytes_never_take_the_ssp_down(cached_ssp: SspServer, directory: 
         assert client.get(f"{cached_ssp.url}/{FOUNDATIONS}/metadata", headers=ssp_headers()).status_code == 200
     assert cached_ssp.process.poll() is None
     assert "Traceback" not in Path(cached_ssp.log).read_text()
+
+
+def test_a_provider_that_stops_mid_answer_is_cut_off(cached_ssp: SspServer, directory: Directory) -> None:
+    """Head and 100 of 1000 bytes, then silence: after SDS_SSP_PROVIDER_TIMEOUT the SSP closes both sides."""
+    started = time.monotonic()
+    with httpx.Client(timeout=STALL_SECONDS * 2) as client, pytest.raises(httpx.RemoteProtocolError):
+        client.get(f"{cached_ssp.url}/{FOUNDATIONS}/metadata?stall=1", headers=ssp_headers()).read()
+    elapsed = time.monotonic() - started
+    assert PROVIDER_TIMEOUT <= elapsed < STALL_SECONDS - 1, elapsed
+    assert cached_ssp.process.poll() is None
