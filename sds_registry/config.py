@@ -29,6 +29,9 @@ class Settings:
     ldap_workers: int = 1
     #: Base path of the SDS FHIR API besides /spine-directory/FHIR/R4 ("" = only the standard one).
     fhir_base: str = ""
+    #: The Spine core organisation whose MHS records hold the forward reliable/express intermediary addresses
+    #: (the national backend's SDS_SPINE_CORE_ODS_CODE, same name and default).
+    spine_core_ods_code: str = "YES"
     # TLS for LDAPS/StartTLS.
     ldap_tls_cert: str = ""
     ldap_tls_key: str = ""

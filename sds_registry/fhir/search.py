@@ -183,8 +183,6 @@ def format_values(params: Params) -> list[str]:
 
 # ---- Forward reliable / express (reference §1.7) ------------------------------------------------------------
 
-#: The Spine core organisation whose MHS records hold the intermediary addresses (national SPINE_CORE_ODS_CODE).
-SPINE_CORE_ODS = "YES"
 RELIABLE_INTERMEDIARY = "urn:nhs:names:services:tms:ReliableIntermediary"
 EXPRESS_INTERMEDIARY = "urn:nhs:names:services:tms:ExpressIntermediary"
 RELIABLE_SERVICES = frozenset(

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from flask import Flask, Request, Response, request
+from flask import Flask, Request, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from sds_registry import web
@@ -286,23 +286,24 @@ def endpoint_search() -> Response:
 def _intermediary_addresses(reader: directory.Reader, records: list[directory.MhsView]) -> list[str | None]:
     """Forward reliable/express interactions answer with the Spine intermediary's address (reference §1.7).
 
-    The intermediary is the MHS record of SPINE_CORE_ODS for the tms Reliable/ExpressIntermediary
+    The intermediary is the MHS record of SDS_SPINE_CORE_ODS_CODE for the tms Reliable/ExpressIntermediary
     interaction. Where the national backend fails (500) when that record is missing or ambiguous, we
     keep the registered address and log a warning.
     """
     found: dict[str, str | None] = {}
     out: list[str | None] = []
+    spine_core: str = current_app.extensions["sds"]["settings"].spine_core_ods_code
     for record in records:
         intermediary = search.forward_intermediary(record.interaction_id)
         if intermediary is None:
             out.append(None)
             continue
         if intermediary not in found:
-            rows = directory.find_mhs_views(reader, ods_code=search.SPINE_CORE_ODS, interaction_id=intermediary)
+            rows = directory.find_mhs_views(reader, ods_code=spine_core, interaction_id=intermediary)
             urls = [url for row in rows for url in row.endpoints]
             if len(rows) != 1 or len(urls) != 1:
                 log.warning("expected one %s record with one endpoint for %s, found %d records and %d endpoints",
-                            intermediary, search.SPINE_CORE_ODS, len(rows), len(urls))
+                            intermediary, spine_core, len(rows), len(urls))
             found[intermediary] = urls[0] if urls else None
         out.append(found[intermediary])
     return out

@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from sds_registry.config import Settings
 from sds_registry.fhir import render, search
 from sds_registry.services import registry
 
@@ -217,7 +218,8 @@ def load_endpoint_records(session: Session, endpoints: list[dict[str, Any]], sur
             if intermediary not in intermediaries:
                 intermediaries.add(intermediary)
                 registry.create_mhs(session, {
-                    "ods_code": search.SPINE_CORE_ODS, "party_key": "YES-0000999", "interaction_id": intermediary,
+                    "ods_code": Settings().spine_core_ods_code, "party_key": "YES-0000999",
+                    "interaction_id": intermediary,
                     "endpoints": addresses, "cpa_id": f"intermediary{len(intermediaries)}",
                 }, registry.CLI_ACTOR, lenient=True)
             addresses = [f"https://registered-{index}.example.nhs.uk/own-address"]

@@ -368,6 +368,22 @@ def test_forward_reliable_substitution(client: FlaskClient, directory: Directory
     assert identifier(by_interaction[GP2GP_FORWARD], render.PARTY_KEY_SYSTEM) == directory.gp2gp_party_key
 
 
+def test_the_spine_core_organisation_is_a_setting(directory: Directory, database_url: str) -> None:
+    """SDS_SPINE_CORE_ODS_CODE, as the national backend: with another organisation there, the YES intermediary
+    record is not used and forward reliable interactions keep their registered address."""
+    app = create_app({"database_url": database_url, "spine_core_ods_code": "X26"})
+    try:
+        response = app.test_client().get(f"{BASE}/Endpoint?organization={q(ODS_SYSTEM, directory.gp2gp_ods)}"
+                                         f"&identifier={q(PK_SYSTEM, directory.gp2gp_party_key)}")
+    finally:
+        app.extensions["sds"]["read_pool"].dispose()
+        app.extensions["sds"]["engine"].dispose()
+    by_interaction = {r["extension"][1]["valueReference"]["identifier"]["value"]: r for r in entries(response)}
+    registered = "https://gp2gp.tpp.nhs.uk/reliablemessaging/reliablerequest"
+    assert by_interaction[GP2GP_FORWARD]["address"] == registered
+    assert by_interaction[GP2GP]["address"] == registered
+
+
 # ---- Large Bundles, compression -----------------------------------------------------------------------------
 
 
