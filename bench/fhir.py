@@ -8,7 +8,9 @@ under instance/bench/ (keyed by practice count and migration head). The load gen
 installed (one thread: it needs a fraction of a core), else a Python one (threads + http.client keep-alive).
 Prints requests/s and p50/p99 latency per route, the FHIR/healthcheck ratios (target >= 0.5) and the same
 lookup's requests/s at 100 over 8,000 practices (target <= 1.5; rounds interleave the two servers, so each
-pair met the same machine).
+pair met the same machine). Every figure is a median over rounds (default 5): gunicorn's workers race to accept
+on one shared socket, and now and then one of them takes all 8 new connections of a round, which halves that
+round's throughput whatever the route (seen about once in 18 rounds).
 """
 
 from __future__ import annotations
@@ -249,7 +251,9 @@ def main() -> None:
     parser.add_argument("--practices", type=int, default=8000)
     parser.add_argument("--small", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=5, help="per route and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="medians over rounds: now and then gunicorn hands all 8 new connections of a round to"
+                             " one of its workers (they race to accept), which halves that round")
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
