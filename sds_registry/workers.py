@@ -1,4 +1,4 @@
-"""Serving processes for the asyncio facades (LDAP, SSP): the event loop they run and their supervisor.
+"""Serving processes for the asyncio facades (LDAP, SSP): their listening sockets, event loop and supervisor.
 
 No facade logic here: ``run_workers`` starts N processes on one target, forwards SIGINT/SIGTERM to them as
 SIGTERM, stops the others when one ends on its own, and then exits non-zero (as when any ended badly).
@@ -10,8 +10,25 @@ import asyncio
 import multiprocessing
 import os
 import signal
+import socket
 from collections.abc import Callable
 from typing import Any
+
+from sds_registry.config import parse_bind
+
+
+def listen_socket(bind: str, label: str, reuse_port: bool = False) -> socket.socket:
+    """A non-blocking listening socket on ``bind`` (host:port; ``label`` names the setting in errors), shared with
+    sibling processes through SO_REUSEPORT when asked (the kernel then spreads connections over them)."""
+    host, port = parse_bind(bind, label)
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(1024)
+    sock.setblocking(False)
+    return sock
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import cast
 
-from sds_registry.config import Settings, parse_bind
+from sds_registry.config import Settings
 from sds_registry.ldap import responses
 from sds_registry.ldap.ast import And, Equality, Scope
 from sds_registry.ldap.protocol import (
@@ -35,7 +35,7 @@ from sds_registry.ldap.protocol import (
 )
 from sds_registry.ldap.results import ResultCode
 from sds_registry.ldap.tls import server_context
-from sds_registry.workers import new_event_loop, run_workers
+from sds_registry.workers import listen_socket, new_event_loop, run_workers
 
 log = logging.getLogger(__name__)
 
@@ -301,19 +301,6 @@ def _may_be_large(work: SearchWork | CompareWork) -> bool:
     return not (type(f) is Equality and f.attr.lower() != "objectclass")
 
 
-def _listen_socket(bind: str, label: str, reuse_port: bool) -> socket.socket:
-    host, port = parse_bind(bind, label)
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
-
-
 async def serve_ldap(
     settings: Settings,
     directory: DirectoryLike,
@@ -337,11 +324,11 @@ async def serve_ldap(
     addresses: dict[str, tuple[str, int]] = {}
     try:
         if settings.ldap_bind:
-            sock = _listen_socket(settings.ldap_bind, "SDS_LDAP_BIND", reuse_port)
+            sock = listen_socket(settings.ldap_bind, "SDS_LDAP_BIND", reuse_port)
             servers.append(await loop.create_server(lambda: _LDAPProtocol(state, False), sock=sock))
             addresses["ldap"] = sock.getsockname()[:2]
         if settings.ldaps_bind and tls is not None:
-            sock = _listen_socket(settings.ldaps_bind, "SDS_LDAPS_BIND", reuse_port)
+            sock = listen_socket(settings.ldaps_bind, "SDS_LDAPS_BIND", reuse_port)
             servers.append(
                 await loop.create_server(
                     lambda: _LDAPProtocol(state, True), sock=sock, ssl=tls, ssl_handshake_timeout=_HANDSHAKE_TIMEOUT

@@ -10,28 +10,16 @@ import asyncio
 import contextlib
 import logging
 import signal
-import socket
 from collections.abc import Callable
 
 from sds_registry.config import Settings, parse_bind
 from sds_registry.ssp.proxy import check_settings, parse_connect_to, provider_ssl_context, server_ssl_context
 from sds_registry.ssp.server import ClientConnection, ServerState, idle_sweeper
 from sds_registry.ssp.upstream import ProviderPool
-from sds_registry.workers import new_event_loop, run_workers
+from sds_registry.workers import listen_socket, new_event_loop, run_workers
 
 log = logging.getLogger("sds.ssp")
 GRACE_SECONDS = 5.0
-
-
-def listen_socket(bind: str) -> socket.socket:
-    host, port = parse_bind(bind, "SDS_SSP_BIND")
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
-    sock.listen(1024)
-    sock.setblocking(False)
-    return sock
 
 
 async def serve_ssp(
@@ -49,7 +37,7 @@ async def serve_ssp(
                         settings.ssp_provider_pool_size)
     state = ServerState(gate, pool, mutual_tls=bool(tls and settings.ssp_tls_client_ca), tls=tls is not None,
                         timeout=settings.ssp_provider_timeout)
-    sock = listen_socket(settings.ssp_bind)
+    sock = listen_socket(settings.ssp_bind, "SDS_SSP_BIND", reuse_port=True)
     server = await loop.create_server(lambda: ClientConnection(state), sock=sock, ssl=tls,
                                       ssl_handshake_timeout=30.0 if tls else None)
     sweeper = loop.create_task(idle_sweeper(state))
@@ -91,7 +79,7 @@ def run_ssp(settings: Settings) -> None:
     server_ssl_context(settings)  # fail fast on a bad certificate before starting workers
     provider_ssl_context(settings)
     host, port = parse_bind(settings.ssp_bind, "SDS_SSP_BIND")
-    with contextlib.closing(listen_socket(settings.ssp_bind)):
+    with contextlib.closing(listen_socket(settings.ssp_bind, "SDS_SSP_BIND", reuse_port=True)):
         pass  # fail fast on a port in use
     scheme = "https" if settings.ssp_tls_cert else "http"
     log.info("SSP emulator on %s://%s:%s (mutual TLS: %s, %d workers)", scheme, host, port,
