@@ -166,9 +166,7 @@ class ClientConnection(asyncio.Protocol):
         self.last_active = self.loop.time()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._protocol_error()
-        except httptools.HttpParserError:
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade):  # malformed, too large, or an Upgrade
             self._protocol_error()
 
     def eof_received(self) -> bool | None:

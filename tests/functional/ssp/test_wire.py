@@ -275,3 +275,18 @@ def test_a_provider_that_stops_mid_answer_is_cut_off(cached_ssp: SspServer, dire
     elapsed = time.monotonic() - started
     assert PROVIDER_TIMEOUT <= elapsed < STALL_SECONDS - 1, elapsed
     assert cached_ssp.process.poll() is None
+
+
+def test_an_upgrade_request_is_refused_not_proxied(cached_ssp: SspServer, directory: Directory) -> None:
+    """A WebSocket-style Upgrade with bytes after the head: the SSP forwards only HTTP/1.1 requests."""
+    head = (b"GET /" + FOUNDATIONS.encode() + b"/metadata HTTP/1.1\r\nHost: ssp.test\r\nConnection: Upgrade\r\n"
+            b"Upgrade: websocket\r\n\r\n\x81\x05hello")
+    with socket.create_connection(("127.0.0.1", _port(cached_ssp)), timeout=10) as sock:
+        sock.sendall(head)
+        answer = b""
+        while piece := sock.recv(65536):
+            answer += piece
+    assert answer.startswith(b"HTTP/1.1 "), answer[:100]
+    assert b"101 Switching" not in answer
+    assert cached_ssp.process.poll() is None
+    assert "Traceback" not in Path(cached_ssp.log).read_text()
