@@ -173,9 +173,8 @@ def check_headers(request: SspRequest) -> Decision | None:
 
 @dataclass(frozen=True)
 class Checked:
-    """A request that passed checks 1-4: its method, parties, interaction and bearer token."""
+    """A request that passed checks 1-4: its parties, interaction and bearer token."""
 
-    method: str
     from_asid: str
     to_asid: str
     interaction: interactions.Interaction
@@ -216,7 +215,7 @@ def precheck(request: SspRequest) -> Decision | Checked:
         return refuse(405, "not-supported", f"METHOD_{method}_NOT_ALLOWED_FOR_INTERACTION", shape="405")
     token = auth.bearer_token(request.header("Authorization"))
     assert token is not None  # check_headers
-    return Checked(method=method, from_asid=(request.header("Ssp-From") or "").strip(),
+    return Checked(from_asid=(request.header("Ssp-From") or "").strip(),
                    to_asid=(request.header("Ssp-To") or "").strip(), interaction=interaction, token=token)
 
 
