@@ -3,7 +3,7 @@ synthetic practices, under gunicorn (gthread), driven with keep-alive connection
 
     .venv/bin/python bench/fhir.py [--practices 8000] [--small 100] [--seconds 10] [--connections 8]
 
-Databases are built once through the registry services (sds_registry.factories.create_practice) and cached
+Databases are built once through the registry services (sds_registry.services.synthetic.create_practice) and cached
 under instance/bench/ (keyed by practice count and migration head). The load generator is wrk when it is
 installed (one thread: it needs a fraction of a core), else a Python one (threads + http.client keep-alive).
 Prints requests/s and p50/p99 latency per route, the FHIR/healthcheck ratios (target >= 0.5) and the same
@@ -37,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy.orm import Session  # noqa: E402
 
 from sds_registry.db import make_engine  # noqa: E402
-from sds_registry.factories import create_practice, practice_ods  # noqa: E402
 from sds_registry.migrate import sync_catalogue, upgrade  # noqa: E402
+from sds_registry.services.synthetic import create_practice, practice_ods  # noqa: E402
 
 BASE = "/spine-directory/FHIR/R4"
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code%7C"

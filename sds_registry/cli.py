@@ -97,8 +97,8 @@ def _finish(session: Session, report: Any, what: str) -> None:
 @click.option("--start", type=click.IntRange(min=0), default=0, help="First synthetic practice number.")
 def seed(synthetic: int, start: int) -> None:
     """Load the sample directory in seed_data/ (idempotent), plus N deterministic synthetic practices."""
-    from sds_registry.factories import create_practice, practice_ods
     from sds_registry.services.directory import find_organisations
+    from sds_registry.services.synthetic import create_practice, practice_ods
     from sds_registry.services.transfer import import_directory
 
     settings = _settings()
