@@ -112,31 +112,34 @@ def seed(database_url: str, filler: int) -> None:
     from sds_registry.db import begin_write, make_engine, make_sessionmaker
     from sds_registry.domain.interactions import CAPABILITIES
     from sds_registry.migrate import sync_catalogue, upgrade
-    from sds_registry.services import registry
+    from sds_registry.services.agreements import create_agreement
+    from sds_registry.services.mhs import create_mhs
+    from sds_registry.services.registration import register_consumer, register_provider
+    from sds_registry.services.writes import CLI_ACTOR
 
     upgrade(database_url)
     engine = make_engine(database_url)
     sessions = make_sessionmaker(engine)
-    actor = registry.CLI_ACTOR
+    actor = CLI_ACTOR
     five = list(CAPABILITIES["foundations"][:5])
     with sessions() as session:
         begin_write(session)
         sync_catalogue(session)
-        registry.register_provider(session, {"ods_code": PROVIDER_ODS, "fqdn": PROVIDER_FQDN,
-                                             "asid": PROVIDER_ASID, "interactions": five}, actor)
-        consumer = registry.register_consumer(session, {"ods_code": CONSUMER_ODS, "asid": CONSUMER_ASID,
-                                                        "interactions": five}, actor)
-        registry.create_mhs(session, {"ods_code": CONSUMER_ODS, "party_key": consumer.party_key,
-                                      "interaction_id": "urn:nhs:names:services:psis:MCCI_IN010000UK13",
-                                      "endpoints": [f"https://{CONSUMER_FQDN}/reliablemessaging"]}, actor)
-        registry.create_agreement(session, {"consumer_ods": CONSUMER_ODS, "provider_ods": PROVIDER_ODS}, actor)
+        register_provider(session, {"ods_code": PROVIDER_ODS, "fqdn": PROVIDER_FQDN,
+                                    "asid": PROVIDER_ASID, "interactions": five}, actor)
+        consumer = register_consumer(session, {"ods_code": CONSUMER_ODS, "asid": CONSUMER_ASID,
+                                               "interactions": five}, actor)
+        create_mhs(session, {"ods_code": CONSUMER_ODS, "party_key": consumer.party_key,
+                             "interaction_id": "urn:nhs:names:services:psis:MCCI_IN010000UK13",
+                             "endpoints": [f"https://{CONSUMER_FQDN}/reliablemessaging"]}, actor)
+        create_agreement(session, {"consumer_ods": CONSUMER_ODS, "provider_ods": PROVIDER_ODS}, actor)
         for n in range(filler):
             ods = f"F{n:05d}"
-            registry.register_provider(session, {"ods_code": ods, "fqdn": f"p{n}.filler.bench",
-                                                 "asid": f"3{n:011d}", "interactions": five}, actor)
-            registry.register_consumer(session, {"ods_code": f"G{n:05d}", "asid": f"4{n:011d}",
-                                                 "interactions": five}, actor)
-            registry.create_agreement(session, {"consumer_ods": f"G{n:05d}", "provider_ods": ods}, actor)
+            register_provider(session, {"ods_code": ods, "fqdn": f"p{n}.filler.bench",
+                                        "asid": f"3{n:011d}", "interactions": five}, actor)
+            register_consumer(session, {"ods_code": f"G{n:05d}", "asid": f"4{n:011d}",
+                                        "interactions": five}, actor)
+            create_agreement(session, {"consumer_ods": f"G{n:05d}", "provider_ods": ods}, actor)
         session.commit()
     engine.dispose()
 

@@ -7,7 +7,7 @@ from flask import request
 from sds_registry import web
 from sds_registry.errors import Unauthorized
 from sds_registry.services.clients import actor_for_token
-from sds_registry.services.registry import Actor
+from sds_registry.services.writes import Actor
 
 
 def authenticate() -> Actor:

@@ -22,8 +22,16 @@ from sds_registry.api.errors import BadRequest, registry_error_response
 from sds_registry.db import begin_write
 from sds_registry.domain.interactions import CATALOGUE
 from sds_registry.errors import PreconditionRequired, RegistryError
-from sds_registry.services import directory, records, registry
-from sds_registry.services.registry import Actor
+from sds_registry.services import (
+    accredited_systems,
+    agreements,
+    directory,
+    mhs,
+    organisations,
+    records,
+    registration,
+)
+from sds_registry.services.writes import Actor
 
 bp = Blueprint("api", __name__)
 T = TypeVar("T")
@@ -136,16 +144,17 @@ class Resource:
 
 RESOURCES = (
     Resource("organisations", "/organisations", "ods_code", schemas.OrganisationSchema,
-             directory.get_organisation, records.organisation_dict, registry.create_organisation,
-             registry.update_organisation, registry.delete_organisation, directory.find_organisations,
+             directory.get_organisation, records.organisation_dict, organisations.create_organisation,
+             organisations.update_organisation, organisations.delete_organisation, directory.find_organisations,
              (("ods_code", "ods_code"),)),
     Resource("accredited_systems", "/accredited-systems", "asid", schemas.AccreditedSystemSchema,
-             directory.get_accredited_system, records.accredited_system_dict, registry.create_accredited_system,
-             registry.update_accredited_system, registry.delete_accredited_system, directory.find_accredited_systems,
+             directory.get_accredited_system, records.accredited_system_dict,
+             accredited_systems.create_accredited_system, accredited_systems.update_accredited_system,
+             accredited_systems.delete_accredited_system, directory.find_accredited_systems,
              (("ods_code", "ods_code"), ("party_key", "party_key"), ("interaction", "interaction_id"),
               ("manufacturer_org", "manufacturer_org"))),
     Resource("mhs", "/mhs", "unique_identifier", schemas.MhsSchema, directory.get_mhs, records.mhs_dict,
-             registry.create_mhs, registry.update_mhs, registry.delete_mhs, directory.find_mhs,
+             mhs.create_mhs, mhs.update_mhs, mhs.delete_mhs, directory.find_mhs,
              (("ods_code", "ods_code"), ("party_key", "party_key"), ("interaction", "interaction_id"))),
 )
 
@@ -191,7 +200,7 @@ for _resource in RESOURCES:
 @bp.post("/providers")
 def register_provider() -> Response:
     data = schemas.load(schemas.ProviderRegistrationSchema, _body())
-    result = _write(lambda s, actor: registry.register_provider(s, data, actor))
+    result = _write(lambda s, actor: registration.register_provider(s, data, actor))
     system = result.accredited_system
     body = {
         "accredited_system": records.accredited_system_dict(system),
@@ -203,7 +212,7 @@ def register_provider() -> Response:
 @bp.post("/consumers")
 def register_consumer() -> Response:
     data = schemas.load(schemas.ConsumerRegistrationSchema, _body())
-    system = _write(lambda s, actor: registry.register_consumer(s, data, actor))
+    system = _write(lambda s, actor: registration.register_consumer(s, data, actor))
     return _respond(records.accredited_system_dict(system), 201, version=system.version,
                     location=url_for("api.accredited_systems_item", key=system.asid))
 
@@ -211,7 +220,7 @@ def register_consumer() -> Response:
 @bp.post("/data-sharing-agreements")
 def create_agreement() -> Response:
     data = schemas.load(schemas.AgreementSchema, _body())
-    row = _write(lambda s, actor: registry.create_agreement(s, data, actor))
+    row = _write(lambda s, actor: agreements.create_agreement(s, data, actor))
     return _respond(records.agreement_dict(row), 201, version=row.version)
 
 

@@ -26,7 +26,7 @@ from sds_registry.ldap import dit, dn, schema
 from sds_registry.ldap.dit import EntryClass
 from sds_registry.ldap.ldif_store import Pending, Rejection, check_uniqueness, insert_records
 from sds_registry.models import AuditEvent
-from sds_registry.services.registry import CLI_ACTOR, Actor
+from sds_registry.services.writes import CLI_ACTOR, Actor
 
 #: Attributes an ldapsearch '+' dump carries that the registry keeps itself (or not at all): ignored.
 IGNORED = frozenset(

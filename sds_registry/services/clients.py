@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from sds_registry.domain import formats
 from sds_registry.errors import Conflict, InvalidIdentifier
 from sds_registry.models import ApiClient, ApiClientOds
-from sds_registry.services.registry import Actor
+from sds_registry.services.writes import Actor
 
 
 def hash_token(token: str) -> str:

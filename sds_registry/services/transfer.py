@@ -17,8 +17,13 @@ from sqlalchemy.orm import Session
 
 from sds_registry.errors import InvalidIdentifier, RegistryError
 from sds_registry.models import AccreditedSystem, DataSharingAgreement, MessageHandlingSystem, Organisation
-from sds_registry.services import records, registry
-from sds_registry.services.registry import Actor
+from sds_registry.services import records
+from sds_registry.services.accredited_systems import create_accredited_system
+from sds_registry.services.agreements import create_agreement
+from sds_registry.services.mhs import create_mhs
+from sds_registry.services.organisations import create_organisation
+from sds_registry.services.registration import register_consumer, register_provider
+from sds_registry.services.writes import CLI_ACTOR, Actor
 
 SECTIONS = ("organisations", "providers", "consumers", "accredited_systems", "message_handling_systems",
             "data_sharing_agreements")
@@ -78,7 +83,7 @@ def _key(section: str, item: Mapping[str, Any]) -> str:
     return "?"
 
 
-def import_directory(session: Session, data: Any, actor: Actor = registry.CLI_ACTOR, *, lenient: bool = False,
+def import_directory(session: Session, data: Any, actor: Actor = CLI_ACTOR, *, lenient: bool = False,
                      skip_existing: bool = False) -> ImportReport:
     """Load every record in ``data``; reject (and report) each one that breaks a rule. Never commits."""
     report = ImportReport()
@@ -89,12 +94,12 @@ def import_directory(session: Session, data: Any, actor: Actor = registry.CLI_AC
         if name not in SECTIONS:
             report.rejected.append(Rejection(str(name), 0, "-", [f"unknown section; expected one of {SECTIONS}"]))
     creators: dict[str, Callable[[Mapping[str, Any]], object]] = {
-        "organisations": lambda d: registry.create_organisation(session, d, actor),
-        "providers": lambda d: registry.register_provider(session, d, actor),
-        "consumers": lambda d: registry.register_consumer(session, d, actor),
-        "accredited_systems": lambda d: registry.create_accredited_system(session, d, actor, lenient=lenient),
-        "message_handling_systems": lambda d: registry.create_mhs(session, d, actor, lenient=lenient),
-        "data_sharing_agreements": lambda d: registry.create_agreement(session, d, actor),
+        "organisations": lambda d: create_organisation(session, d, actor),
+        "providers": lambda d: register_provider(session, d, actor),
+        "consumers": lambda d: register_consumer(session, d, actor),
+        "accredited_systems": lambda d: create_accredited_system(session, d, actor, lenient=lenient),
+        "message_handling_systems": lambda d: create_mhs(session, d, actor, lenient=lenient),
+        "data_sharing_agreements": lambda d: create_agreement(session, d, actor),
     }
     for section in SECTIONS:
         items = data.get(section) or []

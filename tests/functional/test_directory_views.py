@@ -5,21 +5,24 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from sds_registry.domain.interactions import PROVIDER_DEFAULT
-from sds_registry.services import directory, registry
+from sds_registry.services import directory
+from sds_registry.services.accredited_systems import create_accredited_system
+from sds_registry.services.registration import register_provider
+from sds_registry.services.writes import CLI_ACTOR
 
 METADATA = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
 
 
 def test_accredited_system_views_keep_stored_order(session: Session) -> None:
-    registry.register_provider(session, {"ods_code": "A20047", "fqdn": "gpc.supplier.nhs.uk", "asid": "918999198993"},
-                               registry.CLI_ACTOR)
+    register_provider(session, {"ods_code": "A20047", "fqdn": "gpc.supplier.nhs.uk", "asid": "918999198993"},
+                      CLI_ACTOR)
     consumer = list(reversed(PROVIDER_DEFAULT[:5]))  # deliberately not alphabetical
-    registry.create_accredited_system(session, {
+    create_accredited_system(session, {
         "asid": "200000000359", "ods_code": "GPC001", "party_key": "GPC001-820359", "interactions": consumer,
-        "clients": ["ZZZ01", "GPC001", "AAA01"]}, registry.CLI_ACTOR)
-    registry.create_accredited_system(session, {
+        "clients": ["ZZZ01", "GPC001", "AAA01"]}, CLI_ACTOR)
+    create_accredited_system(session, {
         "asid": "200000000360", "ods_code": "GPC002", "party_key": "GPC002-820360", "interactions": [METADATA],
-        "clients": []}, registry.CLI_ACTOR)
+        "clients": []}, CLI_ACTOR)
     session.commit()
     [provider] = directory.find_accredited_system_views(session, ods_code="A20047", interaction_id=METADATA)
     assert provider.interactions == PROVIDER_DEFAULT and provider.clients == ("A20047",)
@@ -41,9 +44,9 @@ def test_ldap_returns_multi_valued_attributes_in_stored_order(session: Session) 
     from sds_registry.ldap.filterstr import parse_filter
 
     consumer = list(reversed(PROVIDER_DEFAULT[:5]))
-    registry.create_accredited_system(session, {
+    create_accredited_system(session, {
         "asid": "200000000359", "ods_code": "GPC001", "party_key": "GPC001-820359", "interactions": consumer,
-        "clients": ["ZZZ01", "GPC001", "AAA01"]}, registry.CLI_ACTOR)
+        "clients": ["ZZZ01", "GPC001", "AAA01"]}, CLI_ACTOR)
     session.commit()
     bind = session.get_bind()
     assert isinstance(bind, Engine)

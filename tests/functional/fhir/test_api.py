@@ -20,9 +20,11 @@ from werkzeug.test import TestResponse
 from sds_registry import create_app
 from sds_registry.config import Settings
 from sds_registry.errors import ConfigError
-from sds_registry.factories import create_practice
 from sds_registry.fhir import json_text, render, search, views
-from sds_registry.services import registry
+from sds_registry.services.accredited_systems import create_accredited_system
+from sds_registry.services.mhs import create_mhs
+from sds_registry.services.synthetic import create_practice
+from sds_registry.services.writes import CLI_ACTOR
 from tests.functional.fhir.validation import check_fhir, check_response
 
 BASE = "/spine-directory/FHIR/R4"
@@ -52,19 +54,19 @@ class Directory:
 @pytest.fixture
 def directory(session: Session) -> Directory:
     practice = create_practice(session, 3)  # every third practice also has a consumer system
-    actor = registry.CLI_ACTOR
-    registry.create_accredited_system(session, {
+    actor = CLI_ACTOR
+    create_accredited_system(session, {
         "asid": "200000001329", "ods_code": "B86041", "party_key": "B86041-822103", "manufacturer_org": "YGM24",
         "interactions": [GP2GP, GP2GP_FORWARD, PSIS]}, actor)
     for interaction, cpa in ((GP2GP, "a1b2c3d4e5f6a7b8c9d0"), (GP2GP_FORWARD, "b1b2c3d4e5f6a7b8c9d0"),
                              (PSIS, "c1b2c3d4e5f6a7b8c9d0")):
-        registry.create_mhs(session, {
+        create_mhs(session, {
             "ods_code": "B86041", "party_key": "B86041-822103", "interaction_id": interaction, "cpa_id": cpa,
             "endpoints": ["https://gp2gp.tpp.nhs.uk/reliablemessaging/reliablerequest"],
             "fqdn": "gp2gp.tpp.nhs.uk", "sync_reply_mode": "None", "retry_interval": "PT1M", "retries": 2,
             "persist_duration": "PT5M", "duplicate_elimination": "always", "ack_requested": "always",
             "actors": ["urn:oasis:names:tc:ebxml-msg:actor:toPartyMSH"]}, actor)
-    registry.create_mhs(session, {
+    create_mhs(session, {
         "ods_code": "YES", "party_key": "YES-0000806", "interaction_id": search.RELIABLE_INTERMEDIARY,
         "endpoints": [Directory.intermediary], "cpa_id": "S20001A000999"}, actor)
     session.commit()
@@ -397,9 +399,9 @@ def test_gzip_on_request(client: FlaskClient, directory: Directory) -> None:
 
 def test_large_device_bundle_is_streamed(client: FlaskClient, session: Session) -> None:
     interactions = [f"urn:nhs:names:services:psis:REPC_IN{n:06d}UK05" for n in range(480)]
-    registry.create_accredited_system(session, {"asid": "928942012545", "ods_code": "YES",
-                                                "party_key": "YES-0000806", "manufacturer_org": "YES",
-                                                "interactions": interactions}, registry.CLI_ACTOR)
+    create_accredited_system(session, {"asid": "928942012545", "ods_code": "YES",
+                                       "party_key": "YES-0000806", "manufacturer_org": "YES",
+                                       "interactions": interactions}, CLI_ACTOR)
     session.commit()
     url = f"{BASE}/Device?organization={q(ODS_SYSTEM, 'YES')}&identifier={q(SVC_SYSTEM, interactions[7])}"
     response = client.get(url)

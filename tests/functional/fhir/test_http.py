@@ -15,7 +15,9 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
-from sds_registry.services import registry
+from sds_registry.services.accredited_systems import create_accredited_system
+from sds_registry.services.mhs import create_mhs
+from sds_registry.services.writes import CLI_ACTOR
 from tests.functional.fhir.validation import check_fhir
 
 BASE = "/spine-directory/FHIR/R4"
@@ -35,12 +37,12 @@ class Http11Handler(WSGIRequestHandler):
 
 @pytest.fixture
 def server(app: Flask, session: Session) -> Iterator[BaseWSGIServer]:
-    registry.create_accredited_system(session, {"asid": "928942012545", "ods_code": "YES", "party_key": "YES-0000806",
-                                                "manufacturer_org": "YES", "interactions": INTERACTIONS},
-                                      registry.CLI_ACTOR)
-    registry.create_mhs(session, {"ods_code": "YES", "party_key": "YES-0000806", "interaction_id": INTERACTIONS[0],
-                                  "endpoints": ["https://msg.int.spine2.ncrs.nhs.uk/reliablemessaging/reliablerequest"],
-                                  "cpa_id": "S20001A000182", "retries": 2}, registry.CLI_ACTOR)
+    create_accredited_system(session, {"asid": "928942012545", "ods_code": "YES", "party_key": "YES-0000806",
+                                       "manufacturer_org": "YES", "interactions": INTERACTIONS},
+                             CLI_ACTOR)
+    create_mhs(session, {"ods_code": "YES", "party_key": "YES-0000806", "interaction_id": INTERACTIONS[0],
+                         "endpoints": ["https://msg.int.spine2.ncrs.nhs.uk/reliablemessaging/reliablerequest"],
+                         "cpa_id": "S20001A000182", "retries": 2}, CLI_ACTOR)
     session.commit()
     srv = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Http11Handler)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)

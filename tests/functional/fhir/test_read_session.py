@@ -16,7 +16,9 @@ from sqlalchemy.orm import Session
 
 from sds_registry.db import ReadOnlySession, ReadPool
 from sds_registry.models import AccreditedSystem
-from sds_registry.services import registry
+from sds_registry.services.accredited_systems import create_accredited_system
+from sds_registry.services.mhs import create_mhs
+from sds_registry.services.writes import CLI_ACTOR
 
 BASE = "/spine-directory/FHIR/R4"
 ODS = "https://fhir.nhs.uk/Id/ods-organization-code|"
@@ -28,12 +30,12 @@ METADATA = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
 def _practice(session: Session, ods: str) -> str:
     """One provider system and its MHS record, with explicit values (the factories' sequences are shared
     with other tests)."""
-    registry.create_accredited_system(session, {
+    create_accredited_system(session, {
         "asid": f"90000000{ods[-4:]}", "ods_code": ods, "party_key": f"{ods}-800001", "manufacturer_org": "YGM24",
-        "interactions": [STRUCTURED, METADATA]}, registry.CLI_ACTOR)
-    registry.create_mhs(session, {
+        "interactions": [STRUCTURED, METADATA]}, CLI_ACTOR)
+    create_mhs(session, {
         "ods_code": ods, "party_key": f"{ods}-800001", "interaction_id": STRUCTURED,
-        "endpoints": [f"https://{ods.lower()}.example.nhs.uk/{ods}/STU3/1"]}, registry.CLI_ACTOR)
+        "endpoints": [f"https://{ods.lower()}.example.nhs.uk/{ods}/STU3/1"]}, CLI_ACTOR)
     session.commit()
     return ods
 

@@ -12,7 +12,9 @@ from flask.testing import FlaskClient
 from sqlalchemy.orm import Session
 
 from sds_registry.fhir import search
-from sds_registry.services import registry
+from sds_registry.services.accredited_systems import create_accredited_system
+from sds_registry.services.mhs import create_mhs
+from sds_registry.services.writes import CLI_ACTOR
 from tests.functional.fhir.fixtures import RESEARCH
 from tests.functional.fhir.validation import check_response
 
@@ -65,13 +67,13 @@ def _load_directory(session: Session, samples: list[dict[str, Any]]) -> int:
                                   "interactions": interactions}
         if entry["manufacturer"]:
             system["manufacturer_org"] = entry["manufacturer"]
-        registry.create_accredited_system(session, system, registry.CLI_ACTOR, lenient=True)
+        create_accredited_system(session, system, CLI_ACTOR, lenient=True)
         for i, interaction in enumerate(interactions):
-            registry.create_mhs(session, {
+            create_mhs(session, {
                 "ods_code": ods, "party_key": party_key, "interaction_id": interaction,
                 "cpa_id": f"sample{n:04d}x{i:02d}",
                 "endpoints": [f"https://gpc.sample-{n % 7}.thirdparty.nhs.uk/{ods}/STU3/1/gpconnect"],
-            }, registry.CLI_ACTOR, lenient=True)
+            }, CLI_ACTOR, lenient=True)
     session.commit()
     return len(wanted)
 

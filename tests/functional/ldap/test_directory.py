@@ -14,7 +14,10 @@ from sds_registry.db import make_sessionmaker
 from sds_registry.ldap import ast
 from sds_registry.ldap.directory import Directory
 from sds_registry.ldap.filterstr import parse_filter
-from sds_registry.services import registry
+from sds_registry.services.mhs import delete_mhs, update_mhs
+from sds_registry.services.organisations import create_organisation
+from sds_registry.services.registration import register_consumer, register_provider
+from sds_registry.services.writes import CLI_ACTOR
 
 STRUCTURED = "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getstructuredrecord-1"
 METADATA = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
@@ -29,7 +32,7 @@ def session(db: Engine) -> Iterator[Session]:
 
 @pytest.fixture
 def directory(db: Engine, session: Session) -> Iterator[Directory]:
-    registry.register_provider(
+    register_provider(
         session,
         {
             "ods_code": "A12345",
@@ -38,7 +41,7 @@ def directory(db: Engine, session: Session) -> Iterator[Directory]:
             "party_key": PK,
             "interactions": [STRUCTURED, METADATA],
         },
-        registry.CLI_ACTOR,
+        CLI_ACTOR,
     )
     session.commit()
     d = Directory(db, Settings())
@@ -88,19 +91,19 @@ def test_gp_connect_two_steps(directory: Directory) -> None:
 def test_writes_are_visible_to_the_next_search(directory: Directory, session: Session) -> None:
     flt = f"(&(nhsIDCode=B81001)(objectClass=nhsMhs)(nhsMhsSvcIA={METADATA}))"
     assert search(directory, "ou=Services,o=nhs", flt)[1] == {}
-    reg = registry.register_provider(
-        session, {"ods_code": "B81001", "fqdn": "b.example.nhs.uk", "interactions": [METADATA]}, registry.CLI_ACTOR
+    reg = register_provider(
+        session, {"ods_code": "B81001", "fqdn": "b.example.nhs.uk", "interactions": [METADATA]}, CLI_ACTOR
     )
     session.commit()
     [(_, attrs)] = search(directory, "ou=Services,o=nhs", flt, ("nhsMHSEndPoint",))[1].items()
     assert attrs["nhsMHSEndPoint"] == ["https://b.example.nhs.uk/B81001/STU3/1/gpconnect"]
     mhs = reg.message_handling_systems[0]
-    registry.update_mhs(
+    update_mhs(
         session,
         mhs.unique_identifier,
         {"endpoints": ["https://c.example.nhs.uk/B81001/STU3/1/gpconnect"]},
         mhs.version,
-        registry.CLI_ACTOR,
+        CLI_ACTOR,
         partial=True,
     )
     session.commit()
@@ -109,7 +112,7 @@ def test_writes_are_visible_to_the_next_search(directory: Directory, session: Se
         "nhsMHSEndPoint": ["https://c.example.nhs.uk/B81001/STU3/1/gpconnect"],
         "nhsMhsFQDN": ["c.example.nhs.uk"],
     }
-    registry.delete_mhs(session, mhs.unique_identifier, None, registry.CLI_ACTOR)
+    delete_mhs(session, mhs.unique_identifier, None, CLI_ACTOR)
     session.commit()
     assert search(directory, "ou=Services,o=nhs", flt)[1] == {}
 
@@ -219,8 +222,8 @@ def test_subschema_parses_with_ldap3(directory: Directory) -> None:
 
 
 def test_organisations_branch(directory: Directory, session: Session) -> None:
-    registry.create_organisation(
-        session, {"ods_code": "A12345", "name": "The Surgery", "postcode": "LS1 4HR"}, registry.CLI_ACTOR
+    create_organisation(
+        session, {"ods_code": "A12345", "name": "The Surgery", "postcode": "LS1 4HR"}, CLI_ACTOR
     )
     session.commit()
     result, found = search(
@@ -262,7 +265,7 @@ def test_compare(directory: Directory) -> None:
 def test_time_limit_stops_a_long_query(directory: Directory, session: Session) -> None:
     """On SQLite a progress handler interrupts the query itself; elsewhere the limit is checked between steps."""
     for n in range(40):
-        registry.register_consumer(session, {"ods_code": f"R{n:02d}", "interactions": [METADATA]}, registry.CLI_ACTOR)
+        register_consumer(session, {"ods_code": f"R{n:02d}", "interactions": [METADATA]}, CLI_ACTOR)
     session.commit()
     result, found = search(directory, "o=nhs", "(nhsProductName=*x*y*z*)", ("1.1",), time_limit=1e-6)
     assert result.code == 3 and found == {}

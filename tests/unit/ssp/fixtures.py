@@ -13,7 +13,10 @@ from sqlalchemy.orm import Session
 
 from sds_registry.db import begin_write
 from sds_registry.domain.interactions import GPC
-from sds_registry.services import registry
+from sds_registry.services.agreements import create_agreement
+from sds_registry.services.mhs import create_mhs
+from sds_registry.services.registration import register_consumer, register_provider
+from sds_registry.services.writes import CLI_ACTOR
 
 PROVIDER_ODS = "A11111"
 PROVIDER_ASID = "200000000001"
@@ -58,29 +61,29 @@ class Directory:
 
 def seed(session: Session) -> Directory:
     """Register the providers, consumers and the agreement the SSP tests use, and commit."""
-    actor = registry.CLI_ACTOR
+    actor = CLI_ACTOR
     begin_write(session)  # SQLite: take the write lock first (an SSP process may be writing its audit)
-    provider = registry.register_provider(session, {
+    provider = register_provider(session, {
         "ods_code": PROVIDER_ODS, "fqdn": PROVIDER_FQDN, "asid": PROVIDER_ASID,
         "interactions": PROVIDER_INTERACTIONS, "cpa_ids": {METADATA: "S000000000001"},
     }, actor)
-    registry.register_provider(session, {
+    register_provider(session, {
         "ods_code": DOWN_ODS, "fqdn": DOWN_FQDN, "asid": DOWN_ASID, "interactions": [METADATA],
     }, actor)
     parties = {}
     for ods, asid, fqdn in ((CONSUMER_ODS, CONSUMER_ASID, CONSUMER_FQDN), (STRANGER_ODS, STRANGER_ASID, STRANGER_FQDN)):
-        consumer = registry.register_consumer(session, {
+        consumer = register_consumer(session, {
             "ods_code": ods, "asid": asid, "interactions": CONSUMER_INTERACTIONS,
         }, actor)
         # A consumer's own MHS record carries its FQDN (and no GP Connect interaction).
-        registry.create_mhs(session, {
+        create_mhs(session, {
             "ods_code": ods, "party_key": consumer.party_key,
             "interaction_id": "urn:nhs:names:services:psis:MCCI_IN010000UK13",
             "endpoints": [f"https://{fqdn}/reliablemessaging"],
         }, actor)
         parties[ods] = consumer.party_key
     for provider_ods in (PROVIDER_ODS, DOWN_ODS):
-        registry.create_agreement(session, {"consumer_ods": CONSUMER_ODS, "provider_ods": provider_ods}, actor)
+        create_agreement(session, {"consumer_ods": CONSUMER_ODS, "provider_ods": provider_ods}, actor)
     session.commit()
     return Directory(provider.accredited_system.party_key, parties[CONSUMER_ODS], "S000000000001")
 

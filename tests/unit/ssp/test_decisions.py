@@ -6,8 +6,9 @@ import pytest
 from sqlalchemy.orm import Session
 
 from sds_registry.db import begin_write
-from sds_registry.services import registry
+from sds_registry.services.agreements import create_agreement
 from sds_registry.services.ssp import SspRequest, decide, target_under_endpoint
+from sds_registry.services.writes import CLI_ACTOR
 from tests.unit.ssp.fixtures import (
     BOOK,
     CONSUMER_ASID,
@@ -128,13 +129,13 @@ def test_wildcard_agreements(directory: Session) -> None:
     assert _decide(directory, sender=STRANGER_ASID)[0] == 403
     directory.rollback()
     begin_write(directory)
-    registry.create_agreement(directory, {"consumer_ods": STRANGER_ODS, "provider_ods": "*"}, registry.CLI_ACTOR)
+    create_agreement(directory, {"consumer_ods": STRANGER_ODS, "provider_ods": "*"}, CLI_ACTOR)
     assert _decide(directory, sender=STRANGER_ASID) == (200, "ALLOWED")
 
 
 def test_any_to_any_agreement(directory: Session) -> None:
     begin_write(directory)
-    registry.create_agreement(directory, {"consumer_ods": "*", "provider_ods": "*"}, registry.CLI_ACTOR)
+    create_agreement(directory, {"consumer_ods": "*", "provider_ods": "*"}, CLI_ACTOR)
     assert _decide(directory, sender=STRANGER_ASID) == (200, "ALLOWED")
 
 
