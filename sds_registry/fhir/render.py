@@ -1,10 +1,10 @@
 """Directory records -> SDS FHIR R4 JSON (Device, Endpoint, searchset Bundle, OperationOutcome). Pure.
 
 No I/O and no Flask: callers pass the records, the ids and the URLs. The mapping tables are those of
-the national backend (``fhir_json_mapper.py``), written down in shared/reference/sds-fhir-api.md
-§1.5-1.8: element order as emitted there, the reliability extension before the interaction extension,
-``nhsMHSRetries`` as valueInteger, one Endpoint per endpoint URL, and every absent value omitted
-(never an empty string, an empty list or a null). Their JSON text is json_text.py's.
+the national backend (NHSDigital/spine-directory-service-api, ``fhir_json_mapper.py``; its test fixtures
+are in tests/data/sds-fhir-api/): element order as emitted there, the reliability extension before the
+interaction extension, ``nhsMHSRetries`` as valueInteger, one Endpoint per endpoint URL, and every absent
+value omitted (never an empty string, an empty list or a null). Their JSON text is json_text.py's.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """SDS FHIR API search parameters -> lookup arguments, with the national API's rules and exact 400 texts. Pure.
 
 The rules follow the national backend (spine-directory-service-api, ``base_handler.py`` and the two
-handlers), as written down in shared/reference/sds-fhir-api.md §1.4:
+handlers; its OpenAPI spec is in tests/data/sds-fhir-api/):
 
 - parameter names are checked in the order they first appear; an unknown name is "Illegal query
   parameter '<name>'" (``_format`` is our one addition: it picks JSON or XML, see views.py);

@@ -22,9 +22,8 @@ from sds_registry.config import Settings
 from sds_registry.fhir import render, search
 from sds_registry.services import registry
 
-RESEARCH = Path(__file__).resolve().parents[4] / "shared" / "research" / "sds-fhir-api"
-if not RESEARCH.is_dir():  # the shared folder sits beside the repository checkout
-    RESEARCH = Path("/work/shared/research/sds-fhir-api")
+#: Public SDS FHIR API files copied verbatim from their repositories (tests/data/README.md names each source).
+RESEARCH = Path(__file__).resolve().parents[2] / "data" / "sds-fhir-api"
 NATIONAL = RESEARCH / "spine-directory-service-api"
 
 
