@@ -30,4 +30,4 @@ bench-ssp:
 	.venv/bin/python bench/ssp.py
 
 clean:
-	rm -rf .venv instance *.egg-info
+	rm -rf .venv instance *.egg-info build dist

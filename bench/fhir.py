@@ -51,7 +51,7 @@ METADATA = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
 def migration_head() -> str:
     """A stable key for the schema: the migration files' names and contents."""
     digest = hashlib.sha1()
-    for path in sorted((ROOT / "migrations" / "versions").glob("*.py")):
+    for path in sorted((ROOT / "sds_registry" / "migrations" / "versions").glob("*.py")):
         digest.update(path.name.encode() + path.read_bytes())
     return digest.hexdigest()[:10]
 

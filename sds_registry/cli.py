@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from sds_registry.config import Settings, load_settings
 from sds_registry.db import begin_write, make_engine, make_sessionmaker, transaction
 from sds_registry.errors import RegistryError
 
-SEED_DIR = Path(__file__).resolve().parent.parent / "seed_data"
+SEED_DIR = Path(str(resources.files("sds_registry") / "seed_data"))  # shipped in the package
 
 
 def _settings() -> Settings:

@@ -1,9 +1,9 @@
-"""Schema migrations (Alembic, programmatic) and the built-in interaction catalogue sync."""
+"""Schema migrations (Alembic, configured in code: no ini file) and the built-in interaction catalogue sync."""
 
 from __future__ import annotations
 
 import warnings
-from pathlib import Path
+from importlib import resources
 
 from alembic import command
 from alembic.config import Config
@@ -14,12 +14,17 @@ from sqlalchemy.orm import Session
 from sds_registry.domain.interactions import CATALOGUE
 from sds_registry.models import InteractionType
 
-ROOT = Path(__file__).resolve().parent.parent
+#: The migration scripts ship inside the package; a wheel installed as files gives a real directory, as Alembic
+#: needs. The top-level alembic.ini names the same folder (``sds_registry:migrations``) for ``alembic revision``.
+MIGRATIONS = resources.files("sds_registry") / "migrations"
 
 
 def alembic_config(database_url: str | None = None, connection: Connection | None = None) -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    """Alembic's configuration without an ini file: the packaged scripts, and the URL or connection to use."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("file_template", "%%(rev)s_%%(slug)s")
     if database_url:
         config.attributes["database_url"] = database_url
     if connection is not None:

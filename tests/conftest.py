@@ -149,7 +149,7 @@ def admin_headers(admin_token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {admin_token}"}
 
 
-SEED_FILE = Path(__file__).resolve().parent.parent / "seed_data" / "directory.json"
+SEED_FILE = Path(__file__).resolve().parent.parent / "sds_registry" / "seed_data" / "directory.json"
 
 
 @pytest.fixture
