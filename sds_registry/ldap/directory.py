@@ -25,14 +25,13 @@ from sqlalchemy.engine import Engine
 
 from sds_registry.config import Settings
 from sds_registry.ldap import ast, dit, dn, filters
+from sds_registry.ldap.backend import Attrs, TimeLimitExceeded
 from sds_registry.ldap.dit import EntryClass, Selection
-from sds_registry.ldap.search import TimeLimitExceeded, run_compare, run_search
+from sds_registry.ldap.search import run_compare, run_search
 
 log = logging.getLogger(__name__)
 
 MAX_PLANS = 4096
-
-Attrs = list[tuple[str, list[str]]]
 
 
 def _timestamp(value: Any) -> str:
@@ -303,7 +302,7 @@ class Directory:
     def compare(self, dn_text: str, attr: str, value: str) -> ast.Result:
         return run_compare(self, dn_text, attr, value)
 
-    # ---- helpers used by search.py ---------------------------------------------------------------------
+    # ---- search.py's Backend ----------------------------------------------------------------------------
 
     def rows(
         self,

@@ -1,26 +1,20 @@
 """Search and compare semantics: resolve the base DN in the DIT, walk the scope, apply limits. No SQL here.
 
 Fixed entries (root DSE, cn=Subschema, o=nhs, ou=Services, ou=Organisations) are matched in Python
-(evaluate.py); row entries through Directory.rows/entry (SQL). ou=Organisations exists while at least
-one organisation is registered (slapd on the same data has no such entry otherwise).
+(evaluate.py); row entries through a Backend's rows/entry (backend.py; directory.py's Directory runs the
+SQL). ou=Organisations exists while at least one organisation is registered (slapd on the same data has
+no such entry otherwise).
 """
 
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sds_registry.ldap import ast, dit, dn, evaluate, filters, schema
+from sds_registry.ldap.backend import Attrs, Backend, TimeLimitExceeded
 from sds_registry.ldap.dit import EntryClass, Selection
 from sds_registry.ldap.results import ResultCode
-
-if TYPE_CHECKING:
-    from sds_registry.ldap.directory import Directory
-
-
-class TimeLimitExceeded(Exception):
-    """A query ran past the search's time limit."""
-
 
 SUCCESS = int(ResultCode.SUCCESS)
 TIME_LIMIT = int(ResultCode.TIME_LIMIT_EXCEEDED)
@@ -33,8 +27,6 @@ NO_SUCH_OBJECT = int(ResultCode.NO_SUCH_OBJECT)
 INVALID_DN = int(ResultCode.INVALID_DN_SYNTAX)
 UNLIMITED = 2**31 - 1
 
-Attrs = list[tuple[str, list[str]]]
-
 
 class _Stop(Exception):
     def __init__(self, code: int, message: str) -> None:
@@ -42,7 +34,7 @@ class _Stop(Exception):
 
 
 class _Collector:
-    def __init__(self, d: Directory, req: ast.SearchRequest, size_limit: int, time_limit: float) -> None:
+    def __init__(self, d: Backend, req: ast.SearchRequest, size_limit: int, time_limit: float) -> None:
         self.d = d
         self.req = req
         self.sel: Selection = dit.selection(tuple(req.attributes))
@@ -166,7 +158,7 @@ def _walk(c: _Collector, key: tuple[Any, ...], scope: ast.Scope) -> ast.Result:
 
 
 def run_search(
-    d: Directory, req: ast.SearchRequest, size_limit: int, time_limit: float
+    d: Backend, req: ast.SearchRequest, size_limit: int, time_limit: float
 ) -> tuple[list[ast.SearchEntry], ast.Result]:
     try:
         key = dn.normalised_key(req.base)
@@ -182,7 +174,7 @@ def run_search(
     return c.entries, result
 
 
-def run_compare(d: Directory, dn_text: str, attr: str, value: str) -> ast.Result:
+def run_compare(d: Backend, dn_text: str, attr: str, value: str) -> ast.Result:
     at = schema.lookup(attr)
     if at is None:
         return ast.Result(UNDEFINED_TYPE, "", f"{attr}: attribute type undefined")

@@ -276,8 +276,8 @@ def test_postgresql_statement_timeout_is_the_server_time_limit(postgres_engine: 
 
     d = Directory(postgres_engine, replace(Settings(), ldap_time_limit=1))
     try:
+        from sds_registry.ldap.backend import TimeLimitExceeded
         from sds_registry.ldap.directory import Plan
-        from sds_registry.ldap.search import TimeLimitExceeded
 
         with pytest.raises(TimeLimitExceeded):
             d._run(Plan("SELECT pg_sleep(3)", None, {}, lambda r: ("", []), False), {})
