@@ -20,7 +20,9 @@ from sqlalchemy.orm import Session
 
 from sds_registry.config import Settings
 from sds_registry.fhir import render, search
-from sds_registry.services import registry
+from sds_registry.services.accredited_systems import create_accredited_system
+from sds_registry.services.mhs import create_mhs
+from sds_registry.services.writes import CLI_ACTOR
 
 #: Public SDS FHIR API files copied verbatim from their repositories (tests/data/README.md names each source).
 RESEARCH = Path(__file__).resolve().parents[2] / "data" / "sds-fhir-api"
@@ -148,7 +150,7 @@ def load_device_records(session: Session, devices: list[dict[str, Any]], surroga
         }
         if manufacturer is not None:
             record["manufacturer_org"] = surrogates.ods(manufacturer)
-        registry.create_accredited_system(session, record, registry.CLI_ACTOR, lenient=True)
+        create_accredited_system(session, record, CLI_ACTOR, lenient=True)
         interactions_common = set(interactions) if interactions_common is None else interactions_common & set(
             interactions)
     interaction = sorted(interactions_common or {"urn:none"})[0]
@@ -216,11 +218,11 @@ def load_endpoint_records(session: Session, endpoints: list[dict[str, Any]], sur
         if intermediary is not None:
             if intermediary not in intermediaries:
                 intermediaries.add(intermediary)
-                registry.create_mhs(session, {
+                create_mhs(session, {
                     "ods_code": Settings().spine_core_ods_code, "party_key": "YES-0000999",
                     "interaction_id": intermediary,
                     "endpoints": addresses, "cpa_id": f"intermediary{len(intermediaries)}",
-                }, registry.CLI_ACTOR, lenient=True)
+                }, CLI_ACTOR, lenient=True)
             addresses = [f"https://registered-{index}.example.nhs.uk/own-address"]
         record = {
             "ods_code": ods, "party_key": stored_key, "interaction_id": interaction, "endpoints": addresses,
@@ -232,8 +234,8 @@ def load_endpoint_records(session: Session, endpoints: list[dict[str, Any]], sur
         }
         if record["cpa_id"] is None:
             record["cpa_id"] = record["unique_identifier"]
-        registry.create_mhs(session, {k: v for k, v in record.items() if k != "fqdn" or v is not None},
-                            registry.CLI_ACTOR, lenient=True)
+        create_mhs(session, {k: v for k, v in record.items() if k != "fqdn" or v is not None},
+                   CLI_ACTOR, lenient=True)
         orgs.add(ods)
         interactions.add(interaction)
         keys.add(stored_key)
