@@ -1,7 +1,10 @@
 """Shared fixtures: a migrated database per backend (SQLite file and a real PostgreSQL), the app, a client.
 
-Tests that touch the database run once per backend. Rows are committed for real (servers on sockets
-read them from other threads and processes), so every table is emptied after each test.
+Tests that touch the database run once per backend, in any order (pytest-randomly), each alone as well:
+- ``session``: service-layer tests in this process. Everything is rolled back after the test (savepoints).
+- ``db`` / ``committed_session``: rows committed for real, for tests whose app, servers or subprocesses read
+  them on other connections; every table is emptied after the test.
+Factory sequences (tests/factories.py) restart in every test. Nothing here may depend on another test.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -19,12 +23,26 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import Session
 
 from sds_registry import create_app
-from sds_registry.db import Base, begin_write, make_engine, make_sessionmaker
+from sds_registry.db import WRITE_OPTION, Base, begin_write, make_engine, make_sessionmaker
 from sds_registry.migrate import sync_catalogue, upgrade
+from tests.factories import reset_sequences
 from tests.support.postgres import TempPostgres
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 BACKENDS = ["sqlite", "postgresql"]
+
+# Hypothesis draws from its own unseeded Random (pytest-randomly does not seed it) and replays failures kept in
+# .hypothesis/. Under CI each property test runs fixed examples derived from its own code instead: the same in
+# every run and in any order, so a red build reruns red. Locally the default profile keeps exploring.
+hypothesis.settings.register_profile("ci", derandomize=True, database=None)
+if IN_CI:
+    hypothesis.settings.load_profile("ci")
+
+
+@pytest.fixture(autouse=True)
+def _factory_sequences_restart() -> None:
+    """Every test sees factory sequences from 0, whatever ran before it."""
+    reset_sequences()
 
 
 @pytest.fixture(scope="session")
@@ -87,7 +105,10 @@ def _empty_tables(eng: Engine) -> None:
 
 @pytest.fixture
 def db(engine: Engine) -> Iterator[Engine]:
-    """The engine, with the catalogue synced before the test and every table emptied after it."""
+    """The engine, for rows committed for real: the catalogue synced before the test, every table emptied after.
+
+    For tests whose app, servers or subprocesses read on other connections; otherwise use ``session``.
+    """
     with Session(engine) as s:
         begin_write(s)  # read-then-write: take SQLite's write lock first (other processes may be writing)
         sync_catalogue(s)
@@ -99,11 +120,38 @@ def db(engine: Engine) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def session(db: Engine) -> Iterator[Session]:
-    """A Session on the test database; commit what other connections must see."""
+def committed_session(db: Engine) -> Iterator[Session]:
+    """A Session on ``db``; commit what other connections (the app, a server) must see."""
     factory = make_sessionmaker(db)
     with factory() as s:
         yield s
+
+
+@pytest.fixture
+def session(request: pytest.FixtureRequest, engine: Engine) -> Iterator[Session]:
+    """A Session whose work is all rolled back after the test, for tests on the service layer in this process.
+
+    SQLAlchemy 2's "Joining a Session into an External Transaction": one connection, an outer transaction,
+    the Session joined with join_transaction_mode="create_savepoint", so its commit() and rollback() act on
+    SAVEPOINTs and the outer transaction is rolled back at the end. Nothing it writes reaches another
+    connection: tests with the app, a server or a subprocess use ``db`` and ``committed_session``. SQLite needs
+    SQLAlchemy's documented pysqlite workaround for SAVEPOINT (driver in autocommit, BEGIN emitted on begin):
+    make_engine installs it on every SQLite engine (sds_registry.db._sqlite_pragmas and _sqlite_begin).
+    """
+    if "db" in request.fixturenames:
+        pytest.fail("'session' rolls back and holds its connection's write lock: with 'db' (the app, servers) "
+                    "use 'committed_session'", pytrace=False)
+    with engine.connect() as connection:
+        # SQLite: BEGIN IMMEDIATE (the write lock up front), as a writing Session does after begin_write.
+        outer = connection.execution_options(**{WRITE_OPTION: True}).begin()
+        try:
+            with Session(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False,
+                         autoflush=True) as s:
+                sync_catalogue(s)
+                s.commit()
+                yield s
+        finally:
+            outer.rollback()
 
 
 @pytest.fixture

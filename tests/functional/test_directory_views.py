@@ -35,7 +35,7 @@ def test_accredited_system_views_keep_stored_order(session: Session) -> None:
     assert directory.find_accredited_system_views(session, ods_code="NOPE1") == []
 
 
-def test_ldap_returns_multi_valued_attributes_in_stored_order(session: Session) -> None:
+def test_ldap_returns_multi_valued_attributes_in_stored_order(committed_session: Session) -> None:
     from sqlalchemy.engine import Engine
 
     from sds_registry.config import Settings
@@ -44,11 +44,11 @@ def test_ldap_returns_multi_valued_attributes_in_stored_order(session: Session) 
     from sds_registry.ldap.filterstr import parse_filter
 
     consumer = list(reversed(PROVIDER_DEFAULT[:5]))
-    create_accredited_system(session, {
+    create_accredited_system(committed_session, {
         "asid": "200000000359", "ods_code": "GPC001", "party_key": "GPC001-820359", "interactions": consumer,
         "clients": ["ZZZ01", "GPC001", "AAA01"]}, CLI_ACTOR)
-    session.commit()
-    bind = session.get_bind()
+    committed_session.commit()
+    bind = committed_session.get_bind()
     assert isinstance(bind, Engine)
     directory_ = Directory(bind, Settings())
     try:

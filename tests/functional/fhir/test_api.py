@@ -52,24 +52,24 @@ class Directory:
 
 
 @pytest.fixture
-def directory(session: Session) -> Directory:
-    practice = create_practice(session, 3)  # every third practice also has a consumer system
+def directory(committed_session: Session) -> Directory:
+    practice = create_practice(committed_session, 3)  # every third practice also has a consumer system
     actor = CLI_ACTOR
-    create_accredited_system(session, {
+    create_accredited_system(committed_session, {
         "asid": "200000001329", "ods_code": "B86041", "party_key": "B86041-822103", "manufacturer_org": "YGM24",
         "interactions": [GP2GP, GP2GP_FORWARD, PSIS]}, actor)
     for interaction, cpa in ((GP2GP, "a1b2c3d4e5f6a7b8c9d0"), (GP2GP_FORWARD, "b1b2c3d4e5f6a7b8c9d0"),
                              (PSIS, "c1b2c3d4e5f6a7b8c9d0")):
-        create_mhs(session, {
+        create_mhs(committed_session, {
             "ods_code": "B86041", "party_key": "B86041-822103", "interaction_id": interaction, "cpa_id": cpa,
             "endpoints": ["https://gp2gp.tpp.nhs.uk/reliablemessaging/reliablerequest"],
             "fqdn": "gp2gp.tpp.nhs.uk", "sync_reply_mode": "None", "retry_interval": "PT1M", "retries": 2,
             "persist_duration": "PT5M", "duplicate_elimination": "always", "ack_requested": "always",
             "actors": ["urn:oasis:names:tc:ebxml-msg:actor:toPartyMSH"]}, actor)
-    create_mhs(session, {
+    create_mhs(committed_session, {
         "ods_code": "YES", "party_key": "YES-0000806", "interaction_id": search.RELIABLE_INTERMEDIARY,
         "endpoints": [Directory.intermediary], "cpa_id": "S20001A000999"}, actor)
-    session.commit()
+    committed_session.commit()
     return Directory(practice.ods_code, practice.asid, practice.party_key)
 
 
@@ -397,12 +397,12 @@ def test_gzip_on_request(client: FlaskClient, directory: Directory) -> None:
     assert len(entries(plain)) == len(json.loads(gzip.decompress(zipped.get_data())).get("entry"))
 
 
-def test_large_device_bundle_is_streamed(client: FlaskClient, session: Session) -> None:
+def test_large_device_bundle_is_streamed(client: FlaskClient, committed_session: Session) -> None:
     interactions = [f"urn:nhs:names:services:psis:REPC_IN{n:06d}UK05" for n in range(480)]
-    create_accredited_system(session, {"asid": "928942012545", "ods_code": "YES",
+    create_accredited_system(committed_session, {"asid": "928942012545", "ods_code": "YES",
                                        "party_key": "YES-0000806", "manufacturer_org": "YES",
                                        "interactions": interactions}, CLI_ACTOR)
-    session.commit()
+    committed_session.commit()
     url = f"{BASE}/Device?organization={q(ODS_SYSTEM, 'YES')}&identifier={q(SVC_SYSTEM, interactions[7])}"
     response = client.get(url)
     assert response.is_streamed and "Content-Length" not in response.headers

@@ -52,9 +52,9 @@ def test_the_fixture_set_is_complete() -> None:
 
 
 @pytest.mark.parametrize("path", FIXTURES, ids=lambda p: str(p.relative_to(RESEARCH)))
-def test_fixture_reproduced(path: Path, client: FlaskClient, session: Session) -> None:
-    loaded = load_fixture(session, path)
-    session.commit()
+def test_fixture_reproduced(path: Path, client: FlaskClient, committed_session: Session) -> None:
+    loaded = load_fixture(committed_session, path)
+    committed_session.commit()
     url = f"/spine-directory/FHIR/R4/{loaded.path}?{quote(loaded.query, safe='=&:/')}"
     response = client.get(url)
     assert response.status_code == 200, response.get_data(as_text=True)
@@ -95,7 +95,8 @@ MAPPER = NATIONAL / "fhir-json-mapper-fixtures"
 
 
 @pytest.mark.parametrize("kind", ["device", "endpoint"])
-def test_mapper_everything_pair_through_the_services(kind: str, client: FlaskClient, session: Session) -> None:
+def test_mapper_everything_pair_through_the_services(kind: str, client: FlaskClient,
+                                                    committed_session: Session) -> None:
     """The mapper pairs whose input is a whole record, as registry records loaded through the services and
     read back over HTTP (the other pairs lack an ASID, party key or ODS code, which the registry requires;
     tests/unit/fhir/test_render.py runs all eleven through the renderer)."""
@@ -103,10 +104,10 @@ def test_mapper_everything_pair_through_the_services(kind: str, client: FlaskCli
     resources = expected if isinstance(expected, list) else [expected]
     surrogates = Surrogates()
     if kind == "device":
-        query, path = load_device_records(session, resources, surrogates), "Device"
+        query, path = load_device_records(committed_session, resources, surrogates), "Device"
     else:
-        query, path = load_endpoint_records(session, resources, surrogates), "Endpoint"
-    session.commit()
+        query, path = load_endpoint_records(committed_session, resources, surrogates), "Endpoint"
+    committed_session.commit()
     response = client.get(f"/spine-directory/FHIR/R4/{path}?{quote(query, safe='=&:/')}")
     body = check_response(path, response)
     actual = [surrogates.restore(normalised(e["resource"])) for e in body["entry"]]

@@ -36,14 +36,14 @@ class Http11Handler(WSGIRequestHandler):
 
 
 @pytest.fixture
-def server(app: Flask, session: Session) -> Iterator[BaseWSGIServer]:
-    create_accredited_system(session, {"asid": "928942012545", "ods_code": "YES", "party_key": "YES-0000806",
+def server(app: Flask, committed_session: Session) -> Iterator[BaseWSGIServer]:
+    create_accredited_system(committed_session, {"asid": "928942012545", "ods_code": "YES", "party_key": "YES-0000806",
                                        "manufacturer_org": "YES", "interactions": INTERACTIONS},
                              CLI_ACTOR)
-    create_mhs(session, {"ods_code": "YES", "party_key": "YES-0000806", "interaction_id": INTERACTIONS[0],
+    create_mhs(committed_session, {"ods_code": "YES", "party_key": "YES-0000806", "interaction_id": INTERACTIONS[0],
                          "endpoints": ["https://msg.int.spine2.ncrs.nhs.uk/reliablemessaging/reliablerequest"],
                          "cpa_id": "S20001A000182", "retries": 2}, CLI_ACTOR)
-    session.commit()
+    committed_session.commit()
     srv = make_server("127.0.0.1", 0, app, threaded=True, request_handler=Http11Handler)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()

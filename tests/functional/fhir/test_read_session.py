@@ -28,8 +28,7 @@ METADATA = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
 
 
 def _practice(session: Session, ods: str) -> str:
-    """One provider system and its MHS record, with explicit values (the factories' sequences are shared
-    with other tests)."""
+    """One provider system and its MHS record, with explicit values derived from ``ods``."""
     create_accredited_system(session, {
         "asid": f"90000000{ods[-4:]}", "ods_code": ods, "party_key": f"{ods}-800001", "manufacturer_org": "YGM24",
         "interactions": [STRUCTURED, METADATA]}, CLI_ACTOR)
@@ -53,9 +52,9 @@ def _statements(app: Flask) -> list[str]:
     return seen
 
 
-def test_searches_send_no_transaction_statements(app: Flask, client: FlaskClient, session: Session,
+def test_searches_send_no_transaction_statements(app: Flask, client: FlaskClient, committed_session: Session,
                                                  database_url: str) -> None:
-    ods = _practice(session, "A10003")
+    ods = _practice(committed_session, "A10003")
     seen = _statements(app) if database_url.startswith("sqlite") else None
     for path in (f"{BASE}/Endpoint?organization={ODS}{ods}&identifier={SVC}{STRUCTURED}",
                  f"{BASE}/Device?organization={ODS}{ods}&identifier={SVC}{METADATA}"):
@@ -68,16 +67,16 @@ def test_searches_send_no_transaction_statements(app: Flask, client: FlaskClient
         assert not [s for s in seen if s.split()[0].upper() in ("BEGIN", "ROLLBACK", "COMMIT")], seen
 
 
-def test_rows_committed_between_requests_are_seen(client: FlaskClient, session: Session) -> None:
+def test_rows_committed_between_requests_are_seen(client: FlaskClient, committed_session: Session) -> None:
     path = f"{BASE}/Endpoint?organization={ODS}{{ods}}&identifier={SVC}{STRUCTURED}"
-    first = _practice(session, "A10001")
+    first = _practice(committed_session, "A10001")
     assert client.get(path.format(ods=first)).json["total"] == 1  # type: ignore[index]
-    second = _practice(session, "A10002")
+    second = _practice(committed_session, "A10002")
     assert client.get(path.format(ods=second)).json["total"] == 1  # type: ignore[index]
 
 
-def test_orm_and_core_use_send_no_begin_and_close(app: Flask, session: Session, database_url: str) -> None:
-    _practice(session, "A10004")
+def test_orm_and_core_use_send_no_begin_and_close(app: Flask, committed_session: Session, database_url: str) -> None:
+    _practice(committed_session, "A10004")
     engine = app.extensions["sds"]["engine"]
     seen = _statements(app) if database_url.startswith("sqlite") else None
     reader = ReadOnlySession(engine)
@@ -95,8 +94,9 @@ def test_orm_and_core_use_send_no_begin_and_close(app: Flask, session: Session, 
 
 
 def test_read_pool_reuses_sqlite_connections_and_drops_them_on_dispose(app: Flask, client: FlaskClient,
-                                                                      session: Session, database_url: str) -> None:
-    ods = _practice(session, "A10005")
+                                                                      committed_session: Session,
+                                                                      database_url: str) -> None:
+    ods = _practice(committed_session, "A10005")
     path = f"{BASE}/Endpoint?organization={ODS}{ods}&identifier={SVC}{STRUCTURED}"
     pool: ReadPool = app.extensions["sds"]["read_pool"]
     engine = app.extensions["sds"]["engine"]

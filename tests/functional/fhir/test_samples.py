@@ -84,10 +84,10 @@ def _url(sample: dict[str, Any], *, encode: bool) -> str:
     return f"{BASE}{sample['path']}?{text}"
 
 
-def test_real_query_samples(client: FlaskClient, session: Session) -> None:
+def test_real_query_samples(client: FlaskClient, committed_session: Session) -> None:
     samples = _samples("sds_fhir_api.speed_test_queries.device.json")
     assert len(samples) == 511
-    assert _load_directory(session, samples) > 400
+    assert _load_directory(committed_session, samples) > 400
     statuses: Counter[int] = Counter()
     empty = []
     for sample in samples:
@@ -105,7 +105,7 @@ def test_real_query_samples(client: FlaskClient, session: Session) -> None:
     assert all(any(v != v.upper() for n, v in _params(s) if n == "organization") for s in empty), empty
 
 
-def test_encoded_failed_and_invalid_samples(client: FlaskClient, session: Session) -> None:
+def test_encoded_failed_and_invalid_samples(client: FlaskClient, committed_session: Session) -> None:
     """CPM's "failed" samples hold values percent-encoded by the client: on the wire as they are (decoded
     once by us: found) and encoded once more (decoded to text with %XX in it: 400, never a 5xx)."""
     failed = _samples("sds_fhir_api.failed_queries.device.json")

@@ -42,20 +42,20 @@ def _authorise(client: FlaskClient, app: Flask, **body: object) -> dict[str, obj
     return result
 
 
-def test_authorise_allowed(api: FlaskClient, app: Flask, session: Session) -> None:
-    seed(session)
+def test_authorise_allowed(api: FlaskClient, app: Flask, committed_session: Session) -> None:
+    seed(committed_session)
     headers = ssp_headers()
     answer = _authorise(api, app, method="GET", targetUrl=f"{FOUNDATIONS}/metadata", headers=headers,
                         clientCertificateCn=CONSUMER_FQDN)
     assert answer == {"allowed": True, "status": 200, "outcome": "ALLOWED", "endpoint": FOUNDATIONS,
                       "cpaId": "S000000000001"}
-    session.rollback()
-    row = session.scalar(select(SspDecision).where(SspDecision.trace_id == headers["Ssp-TraceID"]))
+    committed_session.rollback()
+    row = committed_session.scalar(select(SspDecision).where(SspDecision.trace_id == headers["Ssp-TraceID"]))
     assert row is not None and (row.outcome, row.status, row.from_asid) == ("ALLOWED", 200, CONSUMER_ASID)
 
 
-def test_authorise_refused_carries_the_ssp_outcome(api: FlaskClient, app: Flask, session: Session) -> None:
-    seed(session)
+def test_authorise_refused_carries_the_ssp_outcome(api: FlaskClient, app: Flask, committed_session: Session) -> None:
+    seed(committed_session)
     answer = _authorise(api, app, method="GET", targetUrl=f"{FOUNDATIONS}/metadata",
                         headers=ssp_headers(sender=STRANGER_ASID))
     token = f"FOT_CHECK_FAILED_MESSAGESENDER_{STRANGER_ASID}_MESSAGERECEIVER_{PROVIDER_ASID}"
@@ -68,8 +68,8 @@ def test_authorise_refused_carries_the_ssp_outcome(api: FlaskClient, app: Flask,
         "details": {"coding": [{"code": "403", "display": token, "system": SYSTEM}]}, "diagnostics": token}]}
 
 
-def test_authorise_checks_the_cn_only_when_given(api: FlaskClient, app: Flask, session: Session) -> None:
-    seed(session)
+def test_authorise_checks_the_cn_only_when_given(api: FlaskClient, app: Flask, committed_session: Session) -> None:
+    seed(committed_session)
     answer = _authorise(api, app, method="GET", targetUrl=f"{FOUNDATIONS}/metadata", headers=ssp_headers(),
                         clientCertificateCn="wrong.test")
     assert (answer["status"], answer["outcome"]) == (495, f"FQDN_CHECK_FAILED_MESSAGESENDER_{CONSUMER_ASID}")
@@ -101,22 +101,22 @@ def test_authorise_needs_a_json_object(api: FlaskClient, db: object) -> None:
 
 
 @pytest.fixture
-def tokens(session: Session) -> dict[str, str]:
-    admin = create_client(session, "audit-admin", admin=True)
-    practice = create_client(session, "practice", ods_codes=("A11111",))
-    session.commit()
+def tokens(committed_session: Session) -> dict[str, str]:
+    admin = create_client(committed_session, "audit-admin", admin=True)
+    practice = create_client(committed_session, "practice", ods_codes=("A11111",))
+    committed_session.commit()
     return {"admin": admin, "practice": practice}
 
 
 @pytest.fixture
-def decisions(session: Session) -> list[int]:
+def decisions(committed_session: Session) -> list[int]:
     start = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)
     rows = [SspDecision(at=start + timedelta(minutes=i), trace_id=f"trace-{i}",
                         from_asid=CONSUMER_ASID if i % 2 == 0 else STRANGER_ASID, to_asid=PROVIDER_ASID,
                         interaction_id="i", method="GET", target_url="https://x.test/", status=200,
                         outcome="ALLOWED", provider_status=200, latency_ms=1.5) for i in range(5)]
-    session.add_all(rows)
-    session.commit()
+    committed_session.add_all(rows)
+    committed_session.commit()
     return [r.id for r in rows]
 
 
