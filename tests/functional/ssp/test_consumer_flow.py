@@ -17,9 +17,9 @@ ASID_SYSTEM = "https://fhir.nhs.uk/Id/nhsSpineASID"
 
 
 def test_resolve_over_the_fhir_api_then_call_through_the_ssp(
-    ssp: SspServer, session: Session, client: FlaskClient, consumer_client: httpx.Client, audit_settled: None
+    ssp: SspServer, committed_session: Session, client: FlaskClient, consumer_client: httpx.Client, audit_settled: None
 ) -> None:
-    seed(session)
+    seed(committed_session)
     query = {"organization": ODS + PROVIDER_ODS, "identifier": SVC + METADATA}
     endpoints = client.get(f"{FHIR}/Endpoint", query_string=query, headers={"Accept": "application/fhir+json"})
     assert endpoints.status_code == 200, endpoints.text

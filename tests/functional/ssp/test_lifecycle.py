@@ -15,9 +15,9 @@ from tests.unit.ssp.fixtures import FOUNDATIONS, PROVIDER_FQDN, seed, ssp_header
 
 
 @pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_plain_http_forwards_and_stops_cleanly(database_url: str, session: Session, pki: Pki, provider: Provider,
-                                               tmp_path: Path, stop_signal: signal.Signals) -> None:
-    seed(session)
+def test_plain_http_forwards_and_stops_cleanly(database_url: str, committed_session: Session, pki: Pki,
+                                               provider: Provider, tmp_path: Path, stop_signal: signal.Signals) -> None:
+    seed(committed_session)
     port = free_port()
     log = tmp_path / "ssp.log"
     process = start_ssp({
@@ -46,5 +46,5 @@ def test_plain_http_forwards_and_stops_cleanly(database_url: str, session: Sessi
 
     from sds_registry.models import SspDecision
 
-    session.rollback()
-    assert session.scalar(select(SspDecision.outcome).where(SspDecision.trace_id == trace)) == "ALLOWED"
+    committed_session.rollback()
+    assert committed_session.scalar(select(SspDecision.outcome).where(SspDecision.trace_id == trace)) == "ALLOWED"

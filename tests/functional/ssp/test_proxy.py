@@ -42,8 +42,8 @@ JSON_ACCEPT = {"Accept": "application/fhir+json"}
 
 
 @pytest.fixture
-def directory(session: Session, audit_settled: None) -> Directory:
-    return seed(session)
+def directory(committed_session: Session, audit_settled: None) -> Directory:
+    return seed(committed_session)
 
 
 def _get(client: httpx.Client, ssp: SspServer, target: str, headers: dict[str, str] | None = None,
@@ -291,16 +291,16 @@ def _wait_for_decision(session: Session, trace_id: str) -> SspDecision:
 
 
 def test_decisions_are_audited(ssp: SspServer, directory: Directory, consumer_client: httpx.Client,
-                               session: Session) -> None:
+                               committed_session: Session) -> None:
     allowed, refused = str(uuid.uuid4()), str(uuid.uuid4())
     _get(consumer_client, ssp, f"{FOUNDATIONS}/metadata?status=404", ssp_headers(trace_id=allowed)).read()
     _get(consumer_client, ssp, f"{FOUNDATIONS}/metadata", ssp_headers(receiver=DOWN_ASID, trace_id=refused)).read()
-    row = _wait_for_decision(session, allowed)
+    row = _wait_for_decision(committed_session, allowed)
     assert (row.outcome, row.status, row.provider_status) == ("ALLOWED", 404, 404)
     assert (row.from_asid, row.to_asid, row.method) == (CONSUMER_ASID, PROVIDER_ASID, "GET")
     assert row.target_url == f"{FOUNDATIONS}/metadata?status=404"
     assert row.latency_ms is not None and row.latency_ms > 0
-    row = _wait_for_decision(session, refused)
+    row = _wait_for_decision(committed_session, refused)
     assert (row.outcome, row.status, row.provider_status) == (
         f"ENDPOINT_{DOWN_ROOT}_CPAID_{row.outcome.split('_CPAID_')[1].split('_')[0]}_VARIES_FROM_TARGETURL_"
         f"{FOUNDATIONS}/metadata", 400, None)

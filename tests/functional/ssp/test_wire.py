@@ -114,8 +114,8 @@ def cached_ssp(database_url: str, pki: Pki, raw_provider: RawProvider,
 
 
 @pytest.fixture
-def directory(session: Session, audit_settled: None) -> Directory:
-    return seed(session)
+def directory(committed_session: Session, audit_settled: None) -> Directory:
+    return seed(committed_session)
 
 
 def _port(server: SspServer) -> int:
@@ -159,14 +159,14 @@ def test_an_answer_ended_by_the_close_goes_on_chunked(cached_ssp: SspServer, dir
 
 
 def test_registry_facts_are_kept_for_the_cache_seconds(cached_ssp: SspServer, directory: Directory,
-                                                       session: Session) -> None:
+                                                       committed_session: Session) -> None:
     time.sleep(CACHE_SECONDS + 0.3)  # facts another test left have expired
     url = f"{cached_ssp.url}/{FOUNDATIONS}/metadata"
     with httpx.Client() as client:
         first_at = time.monotonic()
         assert client.get(url, headers=ssp_headers()).status_code == 200
-        session.execute(delete(DataSharingAgreement))
-        session.commit()
+        committed_session.execute(delete(DataSharingAgreement))
+        committed_session.commit()
         kept = client.get(url, headers=ssp_headers())
         assert time.monotonic() - first_at < CACHE_SECONDS, "too slow to observe the cache"
         assert kept.status_code == 200
