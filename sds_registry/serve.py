@@ -16,7 +16,6 @@ from typing import Any
 from sds_registry.config import Settings, parse_bind
 
 log = logging.getLogger("sds.serve")
-FACADES = ("http", "ldap", "ssp")
 STOP_GRACE_SECONDS = 10.0
 
 

@@ -44,7 +44,6 @@ _RESOURCE_CLAIMS = {
     "requesting_organization": "Organization",
     "requesting_practitioner": "Practitioner",
 }
-SCOPES = frozenset({"patient/*.read", "patient/*.write", "organization/*.read", "organization/*.write"})
 CONFIDENTIALITY_SCOPES = frozenset({"conf/N", "conf/R"})
 DSTU2_AUD = "https://authorize.fhir.nhs.net/token"
 ODS_SYSTEMS = ("https://fhir.nhs.uk/Id/ods-organization-code", "http://fhir.nhs.net/Id/ods-organization-code")

@@ -17,7 +17,6 @@ from sds_registry.errors import InvalidIdentifier, Issue
 ASID_RE = re.compile(r"\d{12}")
 PARTY_KEY_RE = re.compile(r"[A-Z0-9]{1,9}-\d{5,9}")
 ODS_RE = re.compile(r"[A-Z0-9]{3,9}")
-PRACTICE_ODS_RE = re.compile(r"[A-Z]\d{5}")
 CPA_ID_RE = re.compile(r"[A-Za-z0-9:_-]{1,64}")
 URN_RE = re.compile(r"urn:[A-Za-z0-9][A-Za-z0-9-]{0,31}:[A-Za-z0-9()+,\-.:=@;$_!*'%/?#]+")
 GPCONNECT_PREFIX = "urn:nhs:names:services:gpconnect:"
@@ -63,11 +62,6 @@ def ods_code(value: object, field: str = "ods_code") -> str:
     if not ODS_RE.fullmatch(text):
         raise _fail(field, "ods-format", f"{text!r} is not an ODS code: 3-9 upper-case letters or digits")
     return text
-
-
-def is_practice_ods(text: str) -> bool:
-    """GP practices have one letter and five digits (e.g. A20047)."""
-    return bool(PRACTICE_ODS_RE.fullmatch(text))
 
 
 def party_key(value: object, field: str = "party_key") -> str:
@@ -244,15 +238,6 @@ def service_root_url(url: object, record_ods: str | None, field: str = "endpoint
         raise InvalidIdentifier(issues)
     assert isinstance(url, str)
     return url
-
-
-def endpoint_url(url: object, field: str = "endpoint") -> str:
-    """A non-GP Connect MHS endpoint (ebXML/HL7): the general URL rules only; a trailing / is allowed."""
-    text = _text(url, field)
-    issues = url_issues(text, field)
-    if issues:
-        raise InvalidIdentifier(issues)
-    return text
 
 
 def host_of(url: str) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 GPC = "urn:nhs:names:services:gpconnect:"
@@ -32,13 +31,6 @@ class Interaction:
     @property
     def routing_segment(self) -> str:
         return ROUTING_SEGMENTS[self.capability]
-
-    def path_regex(self) -> re.Pattern[str]:
-        """The path pattern as a regex over the part of the URL after the service root."""
-        parts = []
-        for piece in re.split(r"(\[id\])", self.path_pattern):
-            parts.append(r"[^/?#]+" if piece == "[id]" else re.escape(piece))
-        return re.compile("".join(parts) + r"(\?.*)?")
 
 
 def _i(suffix: str, capability: str, verb: str, path: str, scope: str, text: str, current: bool = True) -> Interaction:

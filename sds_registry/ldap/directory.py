@@ -61,7 +61,6 @@ class Plan:
     positional: tuple[str, ...] | None  # qmark/numeric dialects: parameter names in order
     defaults: dict[str, Any]
     build: Callable[[tuple[Any, ...]], tuple[str, Attrs]]
-    has_match: bool  # base mode: first column says whether the filter matched
 
     def args(self, params: dict[str, Any]) -> Any:
         values = {**self.defaults, **params}
@@ -242,9 +241,7 @@ class Directory:
         positional = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
         if compiled.positional and positional is None:
             positional = ()
-        return Plan(
-            compiled.string, positional, dict(compiled.params), self._builder(cls, key_index, emit), mode == "base"
-        )
+        return Plan(compiled.string, positional, dict(compiled.params), self._builder(cls, key_index, emit))
 
     def _aggregate(self, child: tuple[Any, str, str]) -> Any:
         table = child[0].__table__
@@ -358,7 +355,7 @@ class Directory:
                 .compile(dialect=self.engine.dialect)
             )
             positional = tuple(compiled.positiontup or ()) if compiled.positional else None
-            plan = Plan(compiled.string, positional, dict(compiled.params), lambda r: ("", []), False)
+            plan = Plan(compiled.string, positional, dict(compiled.params), lambda r: ("", []))
             self._plans[("orgs?",)] = plan
         return bool(self._run(plan, {}))
 
@@ -373,7 +370,7 @@ class Directory:
             if plan is None:
                 continue
             prefix = "EXPLAIN QUERY PLAN " if self.dialect == "sqlite" else "EXPLAIN "
-            explained = Plan(prefix + plan.sql, plan.positional, plan.defaults, plan.build, False)
+            explained = Plan(prefix + plan.sql, plan.positional, plan.defaults, plan.build)
             pg_index = prefer_index and self.dialect == "postgresql"  # tiny tables: may an index answer?
             setup, teardown = (("SET enable_seqscan = off",), ("RESET enable_seqscan",)) if pg_index else ((), ())
             out[cls.name] = [

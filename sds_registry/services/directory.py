@@ -18,8 +18,6 @@ from sds_registry.db import ReadConnection
 from sds_registry.errors import NotFound
 from sds_registry.models import AccreditedSystem, AsInteraction, MessageHandlingSystem, Organisation
 
-MAX_PAGE = 500
-
 
 @dataclass(frozen=True)
 class Resolution:

@@ -280,8 +280,8 @@ def test_postgresql_statement_timeout_is_the_server_time_limit(postgres_engine: 
         from sds_registry.ldap.directory import Plan
 
         with pytest.raises(TimeLimitExceeded):
-            d._run(Plan("SELECT pg_sleep(3)", None, {}, lambda r: ("", []), False), {})
-        assert d._run(Plan("SELECT 1", None, {}, lambda r: ("", []), False), {}) == [(1,)]
+            d._run(Plan("SELECT pg_sleep(3)", None, {}, lambda r: ("", [])), {})
+        assert d._run(Plan("SELECT 1", None, {}, lambda r: ("", [])), {}) == [(1,)]
     finally:
         d.close()
 
