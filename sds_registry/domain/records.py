@@ -1,4 +1,4 @@
-"""Record-level validation for accredited systems and MHS records: every field, every cross-field rule.
+"""Record-level validation for accredited systems, MHS records and organisations: every field and cross-field rule.
 
 Pure. Input is a plain dict (snake_case field names, as the models name them); output is the cleaned
 dict. Every broken rule is collected and raised together as one InvalidIdentifier. In lenient mode

@@ -1,6 +1,6 @@
 """LDAP message and filter values shared by the codec, the protocol and the directory. Pure dataclasses.
 
-The codec decodes BER into these; the directory (dit.py, filters.py) consumes SearchRequest and Filter,
+The codec decodes BER into these; search (search.py, dit.py, filters.py) consumes SearchRequest and Filter,
 the protocol dispatches on Message and the other requests.
 Attribute descriptions and assertion values are kept as the client sent them (str, decoded UTF-8;
 bytes that are not UTF-8 make the codec raise a protocolError).

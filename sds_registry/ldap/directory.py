@@ -1,11 +1,11 @@
-"""LDAP search and compare over the registry tables: plan per entry class, run the SQL, build the entries.
+"""The registry tables as LDAP entries: plan per entry class, run the SQL, build the entries. No sockets.
 
-The LDAP wire layer (protocol.py) calls ``Directory.search``/``compare``; this module holds no socket
-code. Filters become SQL (filters.py) once per filter *shape* and entry class; the plan keeps the SQL
-string compiled for the engine's dialect and runs it on a kept DBAPI connection in autocommit mode
-(no pool checkout, no ORM), so a registration committed through the services is visible to the very
-next search and the hot GP Connect lookup costs one indexed query. Nothing is cached but SQL text
-(entries are rebuilt from each query's rows), so nothing can go stale.
+The LDAP wire layer (protocol.py) calls ``Directory.search``/``compare``, which run search.py's walk
+with this Directory as its Backend (backend.py). Filters become SQL (filters.py) once per filter *shape*
+and entry class; the plan keeps the SQL string compiled for the engine's dialect and runs it on a kept
+DBAPI connection in autocommit mode (no pool checkout, no ORM), so a registration committed through the
+services is visible to the very next search and the hot GP Connect lookup costs one indexed query.
+Nothing is cached but SQL text (entries are rebuilt from each query's rows), so nothing can go stale.
 """
 
 from __future__ import annotations

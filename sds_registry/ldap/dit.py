@@ -2,9 +2,10 @@
 
 Pure (no I/O). Row entries: nhsAs ``uniqueIdentifier=<ASID>,ou=Services,o=nhs``, nhsMhs
 ``uniqueIdentifier=<unique identifier>,ou=Services,o=nhs``, nhsOrg ``uniqueIdentifier=<ODS>,
-ou=Organisations,o=nhs``. Attributes are listed in the order slapd returns them for data loaded from
-gen_data.py's LDIF (objectClass first, then the SDS order). ``FIELDS`` maps every LDAP attribute to the
-registry field it is stored in; the LDIF importer/exporter and the filter views are built from it.
+ou=Organisations,o=nhs``. Attributes are listed in the order slapd returns them for data loaded from the
+bench's LDIF (bench/ldapkit/data.py; objectClass first, then the SDS order). ``FIELDS`` maps every LDAP
+attribute to the registry field it is stored in; the LDIF importer/exporter and the filter views are
+built from it.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The LDAP schema the directory serves: attribute types, object classes, matching rules. Pure data.
 
-NAMEs, OIDs and matching rules follow /work/shared/bench/schema/nhs-sds.schema (what slapd serves on
-the same data) plus the OpenLDAP core/cosine attributes the DIT uses. Attributes the registry holds but
+NAMEs, OIDs and matching rules follow the bench schema, bench/slapd/nhs-sds.schema (what slapd serves
+on the same data), plus the OpenLDAP core/cosine attributes the DIT uses. Attributes the registry holds but
 the bench schema lacks (nhsAsACF, nhsTempUid, ...) get OIDs on the next free numbers of the same arc.
 Matching is described by ``Rule``: EXACT (caseExact*), IGNORE (caseIgnore*), and a few special kinds.
 """

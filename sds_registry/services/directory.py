@@ -1,6 +1,7 @@
 """Directory reads shared by every facade: indexed lookups by ODS, party key, interaction and ASID.
 
-Takes a Session; never commits. Each lookup is a bounded index probe (see the indexes in models/).
+Takes a Session (the FHIR view lookups also a db.ReadConnection); never writes. Each lookup is a bounded
+index probe (see the indexes in models/).
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ then follows the path of the request (sender, receiver, target, agreement), then
  9. a data-sharing agreement covers sender org -> receiver
     org ("*" matches any organisation)                        403  FOT_CHECK_FAILED_MESSAGESENDER_<from>_
                                                                    MESSAGERECEIVER_<to>
-10. the audit JWT passes domain/audit_jwt.py rules                  400  INVALID_JWT_<RULE>
+10. the audit JWT passes domain/audit_jwt.py's rules          400  INVALID_JWT_<RULE>
 
 Every query is a probe of a named index (accredited_systems.asid, ix_as_interactions_*,
 ix_message_handling_systems_interaction_id_party_key_lower / _party_key_lower, the agreements' unique pair).
