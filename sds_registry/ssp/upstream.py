@@ -56,11 +56,15 @@ class ProviderConnection(asyncio.Protocol):
         self.last_read = 0.0
         self._writable: asyncio.Future[None] | None = None
         self._until_close = False
+        #: The TLS layer's ``set_read_buffer_limits`` (None over plain TCP, where pausing stops the socket).
+        self._tls_limits: Callable[..., None] | None = None
 
     # ---- asyncio.Protocol -------------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
+        if transport.get_extra_info("ssl_object") is not None:
+            self._tls_limits = getattr(transport, "set_read_buffer_limits", None)
 
     def data_received(self, data: bytes) -> None:
         self.received_any = True
@@ -140,11 +144,25 @@ class ProviderConnection(asyncio.Protocol):
             await self._writable
 
     def pause_reading(self) -> None:
+        """Stop taking the answer (the client is slower), without losing its end if the provider closes now.
+
+        Over TLS, pausing only stops delivery: the TLS layer (uvloop's and asyncio's alike) goes on reading
+        the socket into its buffer (up to 256 KiB), and when it then meets the provider's TCP close it
+        tears the connection down and drops what it buffered, "treating a low-level EOF as a broken
+        connection". A provider that closes right after its answer (``Connection: close``, or a body
+        delimited by the close) would lose its last bytes and its end. So the TLS layer is also told to
+        stop reading the socket as soon as it holds anything: the close then stays in the kernel until
+        the buffered answer has been delivered.
+        """
         if self.transport is not None and not self.closed:
             self.transport.pause_reading()
+            if self._tls_limits is not None:
+                self._tls_limits(high=1, low=0)
 
     def resume_reading(self) -> None:
         if self.transport is not None and not self.closed:
+            if self._tls_limits is not None:
+                self._tls_limits()  # the TLS layer's defaults again
             self.transport.resume_reading()
 
     def close(self) -> None:
