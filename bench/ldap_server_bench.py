@@ -4,9 +4,10 @@
                                                     [--directory real|fake] [--workers 1] [--rounds 2]
     .venv/bin/python bench/ldap_server_bench.py serve --port P (--jsonl FILE --directory fake | --directory real)
 
-Uses the shared kit (../shared/bench): gen_data.py and gen_queries.py for the data and the query set,
-batch_ldapsearch.py for the load and the server session's CPU. ``--directory real`` loads the LDIF through
-the registry (`sds db upgrade && sds import`) and serves it with run_ldap, the path `sds serve` takes.
+Uses bench/ldapkit for the data, the query set (GP Connect consumer flows), the ldapsearch -f load and the
+server session's CPU (bench/ldap_vs_slapd.sh compares with slapd; this looks inside our own server).
+``--directory real`` loads the LDIF through the registry (`sds db upgrade && sds import`) and serves it with
+run_ldap, the path `sds serve` takes.
 ``--directory fake`` serves the same records from a dict (an ideal, zero-cost directory) so the wire
 layer's own cost can be read off: codec, protocol, asyncio.
 """
@@ -14,7 +15,6 @@ layer's own cost can be read off: codec, protocol, asyncio.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import socket
@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-KIT = Path(os.environ.get("SDS_BENCH_KIT", REPO.parent / "shared" / "bench"))
 sys.path.insert(0, str(REPO))
 
 
@@ -39,15 +38,15 @@ class DictDirectory:
 
         self.mhs: dict[tuple[str, str], list[SearchEntry]] = {}
         self.as_: dict[tuple[str, str], list[SearchEntry]] = {}
-        for line in jsonl.read_text().splitlines():
-            r = json.loads(line)
-            dn = f"uniqueIdentifier={r['uniqueIdentifier']},ou=Services,o=nhs"
-            attrs = [(k, v if isinstance(v, list) else [v]) for k, v in r.items() if k != "kind"]
-            entry = SearchEntry(dn, [("objectClass", ["top", "nhsMhs" if r["kind"] == "mhs" else "nhsAs"]), *attrs])
-            if r["kind"] == "mhs":
-                self.mhs.setdefault((r["nhsIDCode"], r["nhsMhsSvcIA"]), []).append(entry)
+        from bench.ldapkit.data import load
+
+        for r in load(jsonl):
+            entry = SearchEntry(r.dn, [("objectClass", ["top", "nhsMhs" if r.kind == "mhs" else "nhsAs"]),
+                                       *r.attrs.items()])  # fmt: skip
+            if r.kind == "mhs":
+                self.mhs.setdefault((r.first("nhsIDCode"), r.first("nhsMhsSvcIA")), []).append(entry)
             else:
-                self.as_.setdefault((r["nhsIDCode"], r["nhsMHSPartyKey"].lower()), []).append(entry)
+                self.as_.setdefault((r.first("nhsIDCode"), r.first("nhsMHSPartyKey").lower()), []).append(entry)
 
     def search(self, request, size_limit, time_limit):  # type: ignore[no-untyped-def]
         from sds_registry.ldap.ast import And, Equality, Result, SearchEntry
@@ -133,13 +132,14 @@ def _wait_ready(port: int, proc: subprocess.Popen[bytes], timeout: float = 600) 
 
 
 def run(args: argparse.Namespace) -> None:
+    from bench.ldapkit import data, load, lookups
+
     py = sys.executable
     with tempfile.TemporaryDirectory(prefix="ldapbench.") as tmp:
         work = Path(tmp)
-        subprocess.run([py, str(KIT / "gen_data.py"), "--practices", str(args.practices), "--seed", "42", "--out",
-                        str(work)], check=True, stderr=subprocess.DEVNULL)  # fmt: skip
-        subprocess.run([py, str(KIT / "gen_queries.py"), "--data", str(work / "sds.jsonl"), "--count", "20000",
-                        "--out", str(work / "queries.jsonl")], check=True, stderr=subprocess.DEVNULL)  # fmt: skip
+        records = data.generate(args.practices, 42)
+        ldif, jsonl = data.write(records, work)
+        queries = lookups.consumer_flows(records, 20000)
         port = _free_port()
         url = f"sqlite:///{work}/sds.sqlite3"
         pg = None
@@ -150,14 +150,14 @@ def run(args: argparse.Namespace) -> None:
             url = pg.start()
         env = dict(os.environ, SDS_DATABASE_URL=url, SDS_HTTP_BIND="", SDS_SSP_BIND="")
         cmd = [py, __file__, "serve", "--port", str(port), "--directory", args.directory, "--workers",
-               str(args.workers), "--mode", args.mode, "--jsonl", str(work / "sds.jsonl")]  # fmt: skip
+               str(args.workers), "--mode", args.mode, "--jsonl", str(jsonl)]  # fmt: skip
         if args.no_uvloop:
             cmd.append("--no-uvloop")
         if args.directory == "real":
             sds = str(Path(py).with_name("sds"))
             t0 = time.monotonic()
             subprocess.run([sds, "db", "upgrade"], env=env, check=True, capture_output=True)
-            subprocess.run([sds, "import", str(work / "sds.ldif")], env=env, check=True, capture_output=True)
+            subprocess.run([sds, "import", str(ldif)], env=env, check=True, capture_output=True)
             print(f"imported {args.practices} practices in {time.monotonic() - t0:.1f}s", flush=True)
         if args.profile:
             cmd = [str(Path(py).with_name("py-spy")), "record", "-r", "500", "-o", args.profile, "-f", "raw",
@@ -168,17 +168,17 @@ def run(args: argparse.Namespace) -> None:
             results = []
             for procs in args.procs.split():
                 for r in range(args.rounds):
-                    out = work / "batch.json"
-                    subprocess.run([py, str(KIT / "batch_ldapsearch.py"), "--port", str(port), "--queries",
-                                    str(work / "queries.jsonl"), "--per-proc", str(args.per_proc), "--procs", procs,
-                                    "--cpu-sid", str(server.pid), "--label", f"{args.directory} r{r + 1}",
-                                    "--json-out", str(out)], check=False)  # fmt: skip
-            results = [json.loads(line) for line in out.read_text().splitlines()]
-            for p in sorted({r["procs"] for r in results}):
-                rows = [r for r in results if r["procs"] == p]
-                qps = sorted(r["qps"] for r in rows)[len(rows) // 2]
-                cpu = sum(r["server_cpu_s"] for r in rows) * 1000 / sum(r["searches"] for r in rows)
-                ok = all(r["ok"] for r in rows)
+                    b = load.run_batch(args.directory, f"ldap://127.0.0.1:{port}", server.pid, queries, int(procs),
+                                       args.per_proc, r + 1)  # fmt: skip
+                    ms = 1000 * b.cpu_s / b.searches
+                    print(f"{args.directory} r{r + 1} procs={procs}: {b.qps:.1f} q/s, {ms:.4f} server CPU ms/search, "
+                          f"{b.status}", flush=True)  # fmt: skip
+                    results.append(b)
+            for p in sorted({b.procs for b in results}):
+                rows = [b for b in results if b.procs == p]
+                qps = sorted(b.qps for b in rows)[len(rows) // 2]
+                cpu = sum(b.cpu_s for b in rows) * 1000 / sum(b.searches for b in rows)
+                ok = all(b.ok for b in rows)
                 db = "postgresql" if args.postgres else "sqlite"
                 print(f"ldap_server_bench: directory={args.directory} db={db} mode={args.mode} "
                       f"workers={args.workers} procs={p} median_qps={qps:.0f} "

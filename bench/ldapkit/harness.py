@@ -125,7 +125,9 @@ def report(batches: list[load.Batch], servers: list[Server], searched: int, diff
     if any(b.steal_pct > 5 for b in batches):
         lines.append("note: CPU steal above 5% in some rounds; the ratios are noisier than usual")
     lines.append(f"differential: {searched} searches, {differing} different")
-    ratio = _median_qps(batches, "target", procs[-1]) / _median_qps(batches, "slapd", procs[-1]) if procs else 0.0
+    ratio = (
+        _median_qps(batches, "target", procs[-1]) / _median_qps(batches, "slapd", procs[-1]) if procs else float("nan")
+    )
     cpu_ratio = tgt_cpu / ref_cpu if batches and ref_cpu else float("nan")
     lines.append(f"ldap_vs_slapd: diff={differing} throughput_ratio={ratio:.3f} cpu_per_search_ratio={cpu_ratio:.3f}")
     return lines
@@ -158,9 +160,10 @@ def run(args: argparse.Namespace, root: Path) -> int:
         differing = diff.compare(ref.url, target.url, search_set)
         text = diff.report(search_set, differing)
         (results / "diff.txt").write_text(text + "\n")
-        shown = text.splitlines()
-        print("\n".join(shown[:60] + ([f"... (all of it: {results / 'diff.txt'})"] if len(shown) > 61 else [])))
-        print(shown[-1], flush=True)
+        *body, summary = text.splitlines()
+        if body:
+            print("\n".join(body[:60] + ([f"... (all of it: {results / 'diff.txt'})"] if len(body) > 60 else [])))
+        print(summary, flush=True)
         batches: list[load.Batch] = []
         for procs in [] if args.no_bench else [int(p) for p in args.procs.split()]:
             for round_ in range(1, args.rounds + 1):
