@@ -10,10 +10,7 @@ from flask import Flask
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """The HTTP app: JSON registry API (/api), SDS FHIR API, health checks. Settings: defaults, SDS_*, overrides."""
-    from sds_registry import web
     from sds_registry.config import load_settings
+    from sds_registry.web.app import build_app
 
-    settings = load_settings(overrides)
-    app = Flask(__name__, static_folder=None)
-    web.init_app(app, settings)
-    return app
+    return build_app(load_settings(overrides))

@@ -20,11 +20,12 @@ from werkzeug.test import TestResponse
 from sds_registry import create_app
 from sds_registry.config import Settings
 from sds_registry.errors import ConfigError
-from sds_registry.fhir import json_text, render, search, views
+from sds_registry.fhir import json_text, render, search
 from sds_registry.services.accredited_systems import create_accredited_system
 from sds_registry.services.mhs import create_mhs
 from sds_registry.services.synthetic import create_practice
 from sds_registry.services.writes import CLI_ACTOR
+from sds_registry.web import fhir as views
 from tests.functional.fhir.validation import check_fhir, check_response
 
 BASE = "/spine-directory/FHIR/R4"

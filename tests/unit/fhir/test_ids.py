@@ -7,7 +7,7 @@ import os
 import re
 import uuid
 
-from sds_registry.fhir.views import new_correlation_id
+from sds_registry.web.fhir import new_correlation_id
 
 UPPER_UUID = re.compile(r"[0-9A-F]{8}-[0-9A-F]{4}-4[0-9A-F]{3}-[89AB][0-9A-F]{3}-[0-9A-F]{12}")
 

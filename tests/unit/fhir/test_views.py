@@ -9,7 +9,8 @@ from flask import Flask, request
 from hypothesis import given
 from hypothesis import strategies as st
 
-from sds_registry.fhir import search, views
+from sds_registry.fhir import search
+from sds_registry.web import fhir as views
 
 
 def test_new_correlation_id_is_an_upper_case_uuid4() -> None:

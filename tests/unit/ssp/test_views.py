@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from sds_registry.models import SspDecision
 from sds_registry.services.clients import create_client
 from sds_registry.ssp.audit import writer_for
-from sds_registry.ssp.views import audit_bp
+from sds_registry.web.api.ssp import audit_bp
 from tests.unit.ssp.fixtures import (
     CONSUMER_ASID,
     CONSUMER_FQDN,

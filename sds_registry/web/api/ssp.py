@@ -16,14 +16,14 @@ from urllib.parse import urlencode
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import or_, select
 
-from sds_registry import web
-from sds_registry.api.errors import BadRequest, registry_error_response
 from sds_registry.errors import Forbidden, RegistryError, Unauthorized
 from sds_registry.models import SspDecision
 from sds_registry.services.clients import actor_for_token
 from sds_registry.services.ssp import SspRequest, decide
 from sds_registry.ssp import outcome
 from sds_registry.ssp.audit import decision_row, writer_for
+from sds_registry.web import context
+from sds_registry.web.api.errors import BadRequest, registry_error_response
 
 bp = Blueprint("ssp", __name__)
 audit_bp = Blueprint("ssp_audit", __name__)
@@ -35,12 +35,6 @@ MAX_LIMIT = 500
 @audit_bp.errorhandler(RegistryError)
 def _registry_error(exc: RegistryError) -> Response:
     return registry_error_response(exc)
-
-
-def _engine() -> Any:
-    from flask import current_app
-
-    return current_app.extensions["sds"]["engine"]
 
 
 @bp.post("/authorise")
@@ -59,9 +53,9 @@ def authorise() -> Response:
     if cn is not None and not isinstance(cn, str):
         raise BadRequest("clientCertificateCn must be a string", "clientCertificateCn")
     ssp_request = SspRequest(method=method, target_url=target, headers=headers, client_cn=cn, mutual_tls=cn is not None)
-    settings = web.settings()
-    decision = decide(web.read_session(), ssp_request, jwt_max_future_seconds=settings.ssp_jwt_max_future_seconds)
-    writer_for(_engine(), batch=settings.ssp_audit_batch).record(decision_row(
+    settings = context.settings()
+    decision = decide(context.read_session(), ssp_request, jwt_max_future_seconds=settings.ssp_jwt_max_future_seconds)
+    writer_for(context.engine(), batch=settings.ssp_audit_batch).record(decision_row(
         trace_id=ssp_request.header("Ssp-TraceID"), from_asid=ssp_request.header("Ssp-From"),
         to_asid=ssp_request.header("Ssp-To"), interaction_id=ssp_request.header("Ssp-InteractionID"),
         method=method, target_url=target, outcome=decision.outcome, status=decision.status,
@@ -78,7 +72,7 @@ def _require_admin() -> None:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("the audit needs 'Authorization: Bearer <admin token>'")
-    actor = actor_for_token(web.session(), token.strip())
+    actor = actor_for_token(context.session(), token.strip())
     if actor is None:
         raise Unauthorized("the bearer token is unknown or revoked")
     if not actor.admin:
@@ -131,7 +125,7 @@ def list_decisions() -> Response:
         query = query.where(SspDecision.at >= since)
     if until is not None:
         query = query.where(SspDecision.at < until)
-    rows = list(web.session().scalars(query))
+    rows = list(context.session().scalars(query))
     next_url = None
     if len(rows) > limit:
         rows = rows[:limit]

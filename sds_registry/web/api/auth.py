@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from flask import request
 
-from sds_registry import web
 from sds_registry.errors import Unauthorized
 from sds_registry.services.clients import actor_for_token
 from sds_registry.services.writes import Actor
+from sds_registry.web import context
 
 
 def authenticate() -> Actor:
@@ -16,7 +16,7 @@ def authenticate() -> Actor:
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("writes need 'Authorization: Bearer <token>' (create one with 'sds token create')")
-    actor = actor_for_token(web.session(), token.strip())
+    actor = actor_for_token(context.session(), token.strip())
     if actor is None:
         raise Unauthorized("the bearer token is unknown or revoked")
     return actor

@@ -20,14 +20,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
-from flask import Flask, Request, Response, current_app, request
+from flask import Blueprint, Request, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from sds_registry import web
 from sds_registry.config import Settings
 from sds_registry.errors import ConfigError
 from sds_registry.fhir import json_text, render, render_json, render_xml, search
 from sds_registry.services import directory
+from sds_registry.web import context
+from sds_registry.web.negotiation import accepts_gzip
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +42,23 @@ STREAM_MIN_BYTES = 64 * 1024
 _DEVICE_BASE_BYTES, _DEVICE_BYTES_PER_INTERACTION, _ENDPOINT_BYTES = 1200, 370, 2600
 
 
-def register(app: Flask, settings: Settings) -> None:
-    """Routes at the standard base and at SDS_FHIR_BASE; health checks at / and under each base."""
+def blueprint(settings: Settings) -> Blueprint:
+    """Routes at the standard base and at SDS_FHIR_BASE; health checks at / and under each base. A new
+    Blueprint for each app: its routes depend on the app's settings."""
+    bp = Blueprint("fhir", __name__)
+    routes: list[tuple[str, str, Any]] = []
     for base in bases(settings.fhir_base):
         suffix = base.replace("/", "_") or "_root"
-        for name, view in (("Device", device_search), ("Endpoint", endpoint_search)):
-            app.add_url_rule(f"{base}/{name}", endpoint=f"fhir_{name.lower()}{suffix}", view_func=view,
-                             methods=["GET"], provide_automatic_options=False)
-        app.add_url_rule(f"{base}/healthcheck", endpoint=f"fhir_healthcheck{suffix}", view_func=healthcheck,
-                         methods=["GET"], provide_automatic_options=False)
-        app.add_url_rule(f"{base}/healthcheck/deep", endpoint=f"fhir_deep_healthcheck{suffix}",
-                         view_func=deep_healthcheck, methods=["GET"], provide_automatic_options=False)
+        routes += [(f"{base}/Device", f"device{suffix}", device_search),
+                   (f"{base}/Endpoint", f"endpoint{suffix}", endpoint_search),
+                   (f"{base}/healthcheck", f"healthcheck{suffix}", healthcheck),
+                   (f"{base}/healthcheck/deep", f"deep_healthcheck{suffix}", deep_healthcheck)]
     if "" not in bases(settings.fhir_base):
-        app.add_url_rule("/healthcheck", endpoint="healthcheck", view_func=healthcheck,
-                         methods=["GET"], provide_automatic_options=False)
-        app.add_url_rule("/healthcheck/deep", endpoint="deep_healthcheck", view_func=deep_healthcheck,
-                         methods=["GET"], provide_automatic_options=False)
+        routes += [("/healthcheck", "healthcheck", healthcheck), ("/healthcheck/deep", "deep_healthcheck",
+                                                                  deep_healthcheck)]
+    for rule, endpoint, view in routes:
+        bp.add_url_rule(rule, endpoint=endpoint, view_func=view, methods=["GET"], provide_automatic_options=False)
+    return bp
 
 
 def bases(fhir_base: str) -> list[str]:
@@ -240,7 +242,7 @@ def device_search() -> Response:
         return prologue
     correlation_id, query, content_type = prologue
     try:
-        with web.read_connection() as reader:
+        with context.read_connection() as reader:
             records = directory.find_accredited_system_views(
                 reader, ods_code=query.ods_code, interaction_id=query.interaction_id,
                 party_key=query.party_key, manufacturer_org=query.manufacturer_org)
@@ -264,7 +266,7 @@ def endpoint_search() -> Response:
         return prologue
     correlation_id, query, content_type = prologue
     try:
-        with web.read_connection() as reader:
+        with context.read_connection() as reader:
             records = directory.find_mhs_views(reader, ods_code=query.ods_code,
                                                interaction_id=query.interaction_id, party_key=query.party_key)
             addresses = _intermediary_addresses(reader, records)
@@ -326,8 +328,8 @@ def _bundle_response(correlation_id: str, content_type: str, total: int, resourc
         response = Response(body, mimetype=FHIR_XML)
     elif estimate >= STREAM_MIN_BYTES:
         chunks = json_text.iter_bundle(head, base_url, resources)
-        response = Response(_streamed(chunks, web.accepts_gzip()), mimetype=content_type)
-        if web.accepts_gzip():
+        response = Response(_streamed(chunks, accepts_gzip()), mimetype=content_type)
+        if accepts_gzip():
             response.headers["Content-Encoding"] = "gzip"
     else:
         head["entry"] = [render.entry(base_url, r) for r in resources]
@@ -337,7 +339,7 @@ def _bundle_response(correlation_id: str, content_type: str, total: int, resourc
 
 
 def _streamed(chunks: Iterator[str], gzip: bool) -> Iterator[bytes]:
-    """Encode (and gzip, when asked: web.py compresses only bodies it holds whole) as the chunks come."""
+    """Encode (and gzip, when asked: web.app compresses only bodies it holds whole) as the chunks come."""
     if not gzip:
         for chunk in chunks:
             yield chunk.encode("utf-8")
@@ -362,12 +364,12 @@ def deep_healthcheck() -> Response:
     """A real indexed lookup against the database; the national JSON shape with ``database`` for ``ldap``."""
     status, output = "pass", ""
     try:
-        with web.read_connection() as reader:
+        with context.read_connection() as reader:
             directory.find_mhs_views(reader, ods_code="TEST", interaction_id="TEST", party_key="TEST")
     except Exception as exc:  # noqa: BLE001 - any failure is a failed health check
         log.exception("deep health check failed")
         status, output = "fail", type(exc).__name__
-    dialect = web.engine().dialect.name
+    dialect = context.engine().dialect.name
     body = {"status": status,
             "details": {"database": {"status": status, "links": {"database": dialect}, "output": output}}}
     return Response(json_text.dumps(body), status=200 if status == "pass" else 503, mimetype=JSON)

@@ -15,10 +15,6 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from marshmallow import Schema
 from sqlalchemy.orm import Session
 
-from sds_registry import web
-from sds_registry.api import schemas
-from sds_registry.api.auth import authenticate
-from sds_registry.api.errors import BadRequest, registry_error_response
 from sds_registry.db import begin_write
 from sds_registry.domain.interactions import CATALOGUE
 from sds_registry.errors import PreconditionRequired, RegistryError
@@ -32,6 +28,10 @@ from sds_registry.services import (
     registration,
 )
 from sds_registry.services.writes import Actor
+from sds_registry.web import context
+from sds_registry.web.api import schemas
+from sds_registry.web.api.auth import authenticate
+from sds_registry.web.api.errors import BadRequest, registry_error_response
 
 bp = Blueprint("api", __name__)
 T = TypeVar("T")
@@ -71,7 +71,7 @@ def _if_match() -> int:
 
 def _write(action: Callable[[Session, Actor], T]) -> T:
     """Authenticate, run ``action`` in one transaction, commit; any error rolls everything back."""
-    session = web.session()
+    session = context.session()
     begin_write(session)
     try:
         actor = authenticate()
@@ -170,12 +170,12 @@ def _register(res: Resource) -> None:
             return _respond(res.render(row), 201, version=row.version, location=location(row))
         limit, after = _limit()
         filters = {kw: request.args[param] for param, kw in res.filters if request.args.get(param)}
-        rows = list(res.find(web.session(), **filters, limit=limit + 1, after_id=after))
+        rows = list(res.find(context.session(), **filters, limit=limit + 1, after_id=after))
         return _page(rows, limit, res.render)
 
     def item(key: str) -> Response:
         if request.method == "GET":
-            row = res.get(web.session(), key)
+            row = res.get(context.session(), key)
             return _respond(res.render(row), version=row.version)
         expected = _if_match()
         if request.method == "DELETE":
@@ -231,7 +231,7 @@ def resolve() -> Response:
     for name, value in (("ods", ods), ("interaction", interaction)):
         if not value:
             raise BadRequest(f"the query parameter '{name}' is required", name)
-    found = directory.resolve(web.session(), ods, interaction)
+    found = directory.resolve(context.session(), ods, interaction)
     return _respond({
         "ods_code": found.ods_code,
         "interaction_id": found.interaction_id,
