@@ -12,6 +12,8 @@ import uuid
 from typing import Any
 from xml.etree import ElementTree
 
+from werkzeug.http import parse_accept_header
+
 from sds_registry.services.ssp import Decision
 
 SSP_SYSTEM = "http://fhir.nhs.net/ValueSet/gpconnect-schedule-response-code-1-0"
@@ -41,30 +43,20 @@ def outcome_dict(decision: Decision, outcome_id: str | None = None) -> dict[str,
 
 
 def wants_json(accept: str | None, query: str = "") -> bool:
-    """JSON when the client asked for it (``_format`` or Accept); otherwise XML, as the real SSP answers."""
+    """JSON when the client asked for it (``_format``, or the JSON or XML type it prefers in Accept, the first
+    one on a tie); otherwise XML, as the real SSP answers. Accept is read with werkzeug's parser."""
     for part in query.split("&"):
         name, _, value = part.partition("=")
         if name == "_format":
             return "json" in value.lower()
     if not accept:
         return False
-    best: tuple[float, bool] | None = None
-    for item in accept.split(","):
-        media, *params = (p.strip() for p in item.split(";"))
+    # werkzeug orders the items by preference (q, then specific before "*"; the client's order on a tie)
+    for media, quality in parse_accept_header(accept):
         media = media.lower()
-        if "json" not in media and "xml" not in media:
-            continue
-        q = 1.0
-        for param in params:
-            key, _, val = param.partition("=")
-            if key.strip().lower() == "q":
-                try:
-                    q = float(val)
-                except ValueError:
-                    q = 0.0
-        if q > 0 and (best is None or q > best[0]):
-            best = (q, "json" in media)
-    return best is not None and best[1]
+        if quality > 0 and ("json" in media or "xml" in media):
+            return "json" in media
+    return False
 
 
 def _xml(data: dict[str, Any]) -> bytes:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import threading
 import zlib
 from collections.abc import Iterable, Iterator
@@ -22,6 +23,7 @@ from urllib.parse import unquote
 
 from flask import Blueprint, Request, Response, current_app, request
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import parse_accept_header
 
 from sds_registry.config import Settings
 from sds_registry.errors import ConfigError
@@ -124,24 +126,27 @@ _FORMATS = {
 def negotiate(accept: str | None, formats: list[str]) -> str | None:
     """The response type, or None (406). National rule: ``*/*`` or fhir+json -> fhir+json, else json, else
     406; a list is comma-separated and case-insensitive (media-type parameters are ignored, q=0 drops an
-    item). Additions: FHIR XML when the first recognised type is an XML one, and ``_format`` (last value
-    wins) overriding Accept as FHIR R4 §3.1.0.1.10 says."""
+    item). Additions: FHIR XML when the first recognised type (in the client's order) is an XML one, and
+    ``_format`` (last value wins) overriding Accept as FHIR R4 §3.1.0.1.10 says. Accept is read with werkzeug's
+    parser, which orders items by preference: the client's order is taken back from each item's position."""
     if formats:
         return _FORMATS.get(formats[-1].strip().lower().replace(" ", "+"))
-    types = []
-    for item in (FHIR_JSON if accept is None else accept).lower().split(","):
-        media, _, params = item.partition(";")
-        if any(p.strip().replace(" ", "") in ("q=0", "q=0.0", "q=0.00", "q=0.000") for p in params.split(";")):
-            continue
-        types.append(media.strip())
+    header = (FHIR_JSON if accept is None else accept).lower()
+    types = {value.partition(";")[0].strip() for value, quality in parse_accept_header(header) if quality > 0}
     recognised = [t for t in types if t in ("*/*", FHIR_JSON, JSON, FHIR_XML, "application/xml")]
-    if recognised and recognised[0] in (FHIR_XML, "application/xml"):
+    if recognised and min(recognised, key=lambda t: _position(header, t)) in (FHIR_XML, "application/xml"):
         return FHIR_XML
     if "*/*" in types or FHIR_JSON in types:
         return FHIR_JSON
     if JSON in types:
         return JSON
     return None
+
+
+def _position(header: str, media_type: str) -> int:
+    """Where ``media_type`` first stands as a list item of ``header`` (for the client's order)."""
+    found = re.search(rf"(?:^|,)\s*{re.escape(media_type)}\s*(?:[;,]|$)", header)
+    return found.start() if found else len(header)
 
 
 def outcome_response(status: int, correlation_id: str, message: str | None = None) -> Response:
