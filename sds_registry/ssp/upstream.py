@@ -164,6 +164,10 @@ class ProviderConnection(asyncio.Protocol):
             if self._tls_limits is not None:
                 self._tls_limits()  # the TLS layer's defaults again
             self.transport.resume_reading()
+            # The stall timer measures the provider's silence since ``last_read``; while paused the SSP was
+            # not listening, so the provider gets a full timeout from now (else a timer firing between this
+            # resume and the next read would cut off an answer that was only waiting on a slow client).
+            self.last_read = self.loop.time()
 
     def close(self) -> None:
         self.closed = True

@@ -104,3 +104,29 @@ def test_an_answer_ended_by_a_close_while_paused_arrives_whole(
         loop.close()
     assert received == b"first" + REST
     assert keep is False
+
+
+def test_resuming_restarts_the_stall_clock() -> None:
+    """Silence while the SSP had paused reading is not the provider's: after a pause longer than the timeout,
+    a stall check between the resume and the next read must not find the provider idle."""
+
+    class _Transport:
+        def get_extra_info(self, name: str) -> None:
+            return None
+
+        def pause_reading(self) -> None:
+            pass
+
+        def resume_reading(self) -> None:
+            pass
+
+    loop = new_event_loop()
+    try:
+        conn = ProviderConnection(("https", PROVIDER_FQDN, 443), loop)
+        conn.connection_made(_Transport())  # type: ignore[arg-type]
+        conn.last_read = loop.time() - 60.0  # the last byte came a minute ago, then the client stopped reading
+        conn.pause_reading()
+        conn.resume_reading()
+        assert loop.time() - conn.last_read < 1.0
+    finally:
+        loop.close()
