@@ -217,9 +217,7 @@ def token_create(name: str, ods_codes: tuple[str, ...], admin: bool) -> None:
               help="Without --follow: how many recent decisions to print.")
 def audit(follow: bool, asid: str | None, last: int) -> None:
     """SSP decisions: the most recent ones, or (--follow) each one as it is recorded."""
-    from sqlalchemy import or_, select
-
-    from sds_registry.models import SspDecision
+    from sds_registry.services.audit import recent_decisions
     from sds_registry.ssp.follow import follow as follow_decisions
     from sds_registry.ssp.follow import format_line
 
@@ -228,10 +226,7 @@ def audit(follow: bool, asid: str | None, last: int) -> None:
         follow_decisions(settings, asid=asid)
         return
     with _database(settings) as factory, factory() as session:
-        query = select(SspDecision).order_by(SspDecision.id.desc()).limit(last)
-        if asid:
-            query = query.where(or_(SspDecision.from_asid == asid, SspDecision.to_asid == asid))
-        for row in reversed(session.scalars(query).all()):
+        for row in recent_decisions(session, asid=asid, last=last):
             click.echo(format_line(row))
 
 

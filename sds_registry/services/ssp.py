@@ -32,8 +32,10 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.engine import Connection
@@ -55,6 +57,9 @@ FORWARDED_METHODS = frozenset({"GET", "POST", "PUT"})
 SSP_HEADERS = ("Ssp-TraceID", "Ssp-From", "Ssp-To", "Ssp-InteractionID")
 _ASID = re.compile(r"\d{12}")
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+SSP_SYSTEM = "http://fhir.nhs.net/ValueSet/gpconnect-schedule-response-code-1-0"
+SPINE_405_SYSTEM = "https://fhir.nhs.uk/StructureDefinition/spine-operationoutcome-1"
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,26 @@ class Decision:
 
 def refuse(status: int, issue_code: str, token: str, shape: str = "ssp") -> Decision:
     return Decision(outcome=token, status=status, issue_code=issue_code, shape=shape)
+
+
+def outcome_dict(decision: Decision, outcome_id: str | None = None) -> dict[str, Any]:
+    """The refusal as the SSP's FHIR OperationOutcome (member order as its published examples): what the proxy
+    renders (ssp/outcome.py) and /api/ssp/authorise embeds."""
+    if decision.shape == "405":
+        return {"resourceType": "OperationOutcome", "issue": [{
+            "code": "forbidden", "severity": "fatal",
+            "details": {"coding": [{"code": "405", "system": SPINE_405_SYSTEM, "display": "405: Method Not Allowed"}]},
+        }]}
+    return {
+        "resourceType": "OperationOutcome",
+        "id": outcome_id or str(uuid.uuid4()),
+        "issue": [{
+            "code": decision.issue_code,
+            "severity": "error",
+            "details": {"coding": [{"code": str(decision.status), "display": decision.outcome, "system": SSP_SYSTEM}]},
+            "diagnostics": decision.outcome,
+        }],
+    }
 
 
 def target_under_endpoint(target_url: str, endpoint: str) -> bool:

@@ -1,4 +1,4 @@
-"""``sds audit --follow``: print SSP decisions as they are recorded, one line each (polls ssp_decisions by id)."""
+"""``sds audit`` output: a line per SSP decision, and --follow printing new ones. No SQL here: services.audit."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ import sys
 import threading
 from typing import TextIO
 
-from sqlalchemy import func, or_, select
-
 from sds_registry.config import Settings
 from sds_registry.db import make_engine, make_sessionmaker
 from sds_registry.models import SspDecision
+from sds_registry.services import audit
 
 
 def format_line(row: SspDecision) -> str:
@@ -29,24 +28,16 @@ def follow(
     """Print each decision recorded from now on (``asid``: only those it sent or received) until ``stop``
     is set or KeyboardInterrupt."""
     engine = make_engine(settings.database_url)
-    sessions = make_sessionmaker(engine)
     stop = stop or threading.Event()
     try:
-        with sessions() as session:
-            last = session.scalar(select(func.max(SspDecision.id))) or 0
-        while not stop.is_set():
-            with sessions() as session:
-                top = session.scalar(select(func.max(SspDecision.id))) or 0
-                query = select(SspDecision).where(SspDecision.id > last, SspDecision.id <= top)
-                if asid:
-                    query = query.where(or_(SspDecision.from_asid == asid, SspDecision.to_asid == asid))
-                rows = list(session.scalars(query.order_by(SspDecision.id)))
+        if stop.is_set():
+            return
+        for rows in audit.follow_decisions(make_sessionmaker(engine), asid=asid,
+                                           wait=lambda: stop.wait(interval)):
             for row in rows:
                 out.write(format_line(row) + "\n")
             if rows:
                 out.flush()
-            last = max(last, top)
-            stop.wait(interval)
     except KeyboardInterrupt:
         pass
     finally:

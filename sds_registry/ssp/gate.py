@@ -18,8 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy.engine import Engine
 
 from sds_registry.config import Settings
+from sds_registry.services.audit import AuditWriter, writer_for
 from sds_registry.services.ssp import Decision, Facts, SspRequest, judge, lookup_facts, precheck, refuse
-from sds_registry.ssp.audit import AuditWriter, writer_for
 
 log = logging.getLogger("sds.ssp")
 #: Keys kept at most; the cache is emptied when it is full (keys are directory pairs, so this is generous).

@@ -8,38 +8,16 @@ response code value set, ``display`` == ``diagnostics`` == the token, a GUID ``i
 from __future__ import annotations
 
 import json
-import uuid
 from typing import Any
 from xml.etree import ElementTree
 
 from werkzeug.http import parse_accept_header
 
-from sds_registry.services.ssp import Decision
+from sds_registry.services.ssp import Decision, outcome_dict
 
-SSP_SYSTEM = "http://fhir.nhs.net/ValueSet/gpconnect-schedule-response-code-1-0"
-SPINE_405_SYSTEM = "https://fhir.nhs.uk/StructureDefinition/spine-operationoutcome-1"
 FHIR_NS = "http://hl7.org/fhir"
 JSON_TYPE = "application/fhir+json;charset=utf-8"
 XML_TYPE = "application/fhir+xml;charset=utf-8"
-
-
-def outcome_dict(decision: Decision, outcome_id: str | None = None) -> dict[str, Any]:
-    """The refusal as a FHIR OperationOutcome (JSON member order as the SSP's published examples)."""
-    if decision.shape == "405":
-        return {"resourceType": "OperationOutcome", "issue": [{
-            "code": "forbidden", "severity": "fatal",
-            "details": {"coding": [{"code": "405", "system": SPINE_405_SYSTEM, "display": "405: Method Not Allowed"}]},
-        }]}
-    return {
-        "resourceType": "OperationOutcome",
-        "id": outcome_id or str(uuid.uuid4()),
-        "issue": [{
-            "code": decision.issue_code,
-            "severity": "error",
-            "details": {"coding": [{"code": str(decision.status), "display": decision.outcome, "system": SSP_SYSTEM}]},
-            "diagnostics": decision.outcome,
-        }],
-    }
 
 
 def wants_json(accept: str | None, query: str = "") -> bool:

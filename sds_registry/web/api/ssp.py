@@ -14,14 +14,12 @@ from typing import Any
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import or_, select
 
 from sds_registry.errors import Forbidden, RegistryError, Unauthorized
 from sds_registry.models import SspDecision
+from sds_registry.services import audit
 from sds_registry.services.clients import actor_for_token
-from sds_registry.services.ssp import SspRequest, decide
-from sds_registry.ssp import outcome
-from sds_registry.ssp.audit import decision_row, writer_for
+from sds_registry.services.ssp import SspRequest, decide, outcome_dict
 from sds_registry.web import context
 from sds_registry.web.api.errors import BadRequest, registry_error_response
 
@@ -55,7 +53,7 @@ def authorise() -> Response:
     ssp_request = SspRequest(method=method, target_url=target, headers=headers, client_cn=cn, mutual_tls=cn is not None)
     settings = context.settings()
     decision = decide(context.read_session(), ssp_request, jwt_max_future_seconds=settings.ssp_jwt_max_future_seconds)
-    writer_for(context.engine(), batch=settings.ssp_audit_batch).record(decision_row(
+    audit.writer_for(context.engine(), batch=settings.ssp_audit_batch).record(audit.decision_row(
         trace_id=ssp_request.header("Ssp-TraceID"), from_asid=ssp_request.header("Ssp-From"),
         to_asid=ssp_request.header("Ssp-To"), interaction_id=ssp_request.header("Ssp-InteractionID"),
         method=method, target_url=target, outcome=decision.outcome, status=decision.status,
@@ -64,7 +62,7 @@ def authorise() -> Response:
     if decision.allowed:
         answer.update(endpoint=decision.endpoint, cpaId=decision.cpa_id)
     else:
-        answer["operationOutcome"] = outcome.outcome_dict(decision)
+        answer["operationOutcome"] = outcome_dict(decision)
     return jsonify(answer)
 
 
@@ -110,26 +108,13 @@ def list_decisions() -> Response:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", "limit")
     if raw_after is not None and not raw_after.isdigit():
         raise BadRequest("after must be the cursor from a previous page's 'next' link", "after")
-    limit = int(raw_limit)
-    query = select(SspDecision).order_by(SspDecision.id).limit(limit + 1)
-    if raw_after is not None:
-        query = query.where(SspDecision.id > int(raw_after))
-    asid = request.args.get("asid")
-    if asid:
-        query = query.where(or_(SspDecision.from_asid == asid, SspDecision.to_asid == asid))
-    trace_id = request.args.get("trace_id")
-    if trace_id:
-        query = query.where(SspDecision.trace_id == trace_id)
-    since, until = _time("since"), _time("until")
-    if since is not None:
-        query = query.where(SspDecision.at >= since)
-    if until is not None:
-        query = query.where(SspDecision.at < until)
-    rows = list(context.session().scalars(query))
+    page = audit.list_decisions(
+        context.session(), asid=request.args.get("asid"), trace_id=request.args.get("trace_id"),
+        since=_time("since"), until=_time("until"), after=None if raw_after is None else int(raw_after),
+        limit=int(raw_limit))
     next_url = None
-    if len(rows) > limit:
-        rows = rows[:limit]
+    if page.after is not None:
         args = {k: v for k, v in request.args.items() if k != "after"}
-        args["after"] = str(rows[-1].id)
+        args["after"] = str(page.after)
         next_url = f"{request.path}?{urlencode(args)}"
-    return jsonify({"items": [decision_dict(r) for r in rows], "next": next_url})
+    return jsonify({"items": [decision_dict(r) for r in page.items], "next": next_url})

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 from sds_registry.config import load_settings
 from sds_registry.models import SspDecision
-from sds_registry.ssp.audit import AuditWriter, decision_row
+from sds_registry.services.audit import AuditWriter, decision_row
 from sds_registry.ssp.follow import follow
 
 

@@ -11,8 +11,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sds_registry.models import SspDecision
+from sds_registry.services.audit import writer_for
 from sds_registry.services.clients import create_client
-from sds_registry.ssp.audit import writer_for
 from sds_registry.web.api.ssp import audit_bp
 from tests.unit.ssp.fixtures import (
     CONSUMER_ASID,

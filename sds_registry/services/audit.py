@@ -1,0 +1,232 @@
+"""The audit: SSP decisions (recorded in batches by a background writer; listed, filtered and followed) and
+registry writes (who changed which record, before and after). Queries take a Session and never commit.
+
+Recording: the hot path only does ``queue.put_nowait`` (about a microsecond). The writer thread waits ``linger``
+seconds after the first decision of a batch, takes what has queued by then (up to ``batch`` rows) and writes it
+with one executemany INSERT in its own transaction (one transaction per decision would cost the worker a fifth
+of its CPU). If the database is down, the batch is logged and dropped rather than blocking or growing without
+bound; if the queue is full (``max_queued``), new decisions are counted in ``dropped`` and logged.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Select, func, insert, or_, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from sds_registry.models import AuditEvent, SspDecision
+
+log = logging.getLogger("sds.ssp.audit")
+_LIMITS = {"trace_id": 64, "from_asid": 64, "to_asid": 64, "interaction_id": 255, "method": 10}
+_STOP = object()
+
+
+def decision_row(
+    *, trace_id: str | None, from_asid: str | None, to_asid: str | None, interaction_id: str | None,
+    method: str | None, target_url: str | None, outcome: str, status: int | None,
+    provider_status: int | None = None, latency_ms: float | None = None, at: datetime | None = None,
+) -> dict[str, Any]:
+    """One ssp_decisions row; header values are cut to their column's length (they may be anything)."""
+    row: dict[str, Any] = {
+        "at": at or datetime.now(UTC), "trace_id": trace_id, "from_asid": from_asid, "to_asid": to_asid,
+        "interaction_id": interaction_id, "method": method, "target_url": target_url, "outcome": outcome,
+        "status": status, "provider_status": provider_status, "latency_ms": latency_ms,
+    }
+    for name, limit in _LIMITS.items():
+        if isinstance(row[name], str):
+            row[name] = row[name][:limit] or None
+    return row
+
+
+class AuditWriter:
+    """A queue and one daemon thread that batch-inserts decisions into ssp_decisions."""
+
+    def __init__(self, engine: Engine, *, batch: int = 200, max_queued: int = 100_000, linger: float = 0.05) -> None:
+        self.engine = engine
+        self.batch = max(1, batch)
+        self.linger = linger
+        self._stopping = threading.Event()
+        self.dropped = 0
+        self._pid = os.getpid()
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queued)
+        self._thread = threading.Thread(target=self._run, name="sds-ssp-audit", daemon=True)
+        self._thread.start()
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Queue one decision (never blocks)."""
+        try:
+            self._queue.put_nowait(row)
+        except queue.Full:
+            self.dropped += 1
+            if self.dropped in (1, 10, 100) or self.dropped % 1000 == 0:
+                log.error("SSP audit queue full: %d decisions not recorded", self.dropped)
+
+    def flush(self) -> None:
+        """Block until every decision queued so far is written (or given up on)."""
+        self._queue.join()
+
+    def close(self) -> None:
+        """Write what is queued, then stop the thread."""
+        if self._thread.is_alive():
+            self._stopping.set()
+            self._queue.put(_STOP)
+            self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is _STOP:
+                self._queue.task_done()
+                return
+            rows = [item]
+            stop = False
+            if self.linger and not self._stopping.is_set():
+                self._stopping.wait(self.linger)  # let a batch gather (cut short by close())
+            while len(rows) < self.batch:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is _STOP:
+                    stop = True
+                    break
+                rows.append(more)
+            self._write(rows)
+            for _ in range(len(rows) + (1 if stop else 0)):
+                self._queue.task_done()
+            if stop:
+                return
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(insert(SspDecision), rows)
+        except Exception:  # noqa: BLE001 - the audit must never take the proxy down
+            log.exception("could not record %d SSP decisions", len(rows))
+
+
+_writers: dict[int, AuditWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def writer_for(engine: Engine, *, batch: int = 200) -> AuditWriter:
+    """This process's writer for ``engine`` (made on first use, after any fork; closed at exit)."""
+    key = id(engine)
+    writer = _writers.get(key)
+    if writer is not None and writer.engine is engine and writer._pid == os.getpid():
+        return writer
+    with _writers_lock:
+        writer = _writers.get(key)
+        if writer is None or writer.engine is not engine or writer._pid != os.getpid():
+            writer = AuditWriter(engine, batch=batch)
+            _writers[key] = writer
+            atexit.register(writer.close)
+        return writer
+
+
+# ---- Reading the SSP decisions ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionPage:
+    """One page of decisions in id order; ``after`` is the cursor of the next page (None: this is the last)."""
+
+    items: list[SspDecision]
+    after: int | None
+
+
+def _involving(query: Select[SspDecision], asid: str | None) -> Select[SspDecision]:
+    """Only decisions ``asid`` sent or received (no filter when None or empty)."""
+    if not asid:
+        return query
+    return query.where(or_(SspDecision.from_asid == asid, SspDecision.to_asid == asid))
+
+
+def list_decisions(
+    session: Session, *, asid: str | None = None, trace_id: str | None = None, since: datetime | None = None,
+    until: datetime | None = None, after: int | None = None, limit: int = 100,
+) -> DecisionPage:
+    """Decisions in id order from ``after`` (exclusive), at most ``limit``; ``since`` inclusive, ``until``
+    exclusive."""
+    query = _involving(select(SspDecision).order_by(SspDecision.id).limit(limit + 1), asid)
+    if after is not None:
+        query = query.where(SspDecision.id > after)
+    if trace_id:
+        query = query.where(SspDecision.trace_id == trace_id)
+    if since is not None:
+        query = query.where(SspDecision.at >= since)
+    if until is not None:
+        query = query.where(SspDecision.at < until)
+    rows = list(session.scalars(query))
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return DecisionPage(rows, rows[-1].id)
+    return DecisionPage(rows, None)
+
+
+def recent_decisions(session: Session, *, asid: str | None = None, last: int = 20) -> list[SspDecision]:
+    """The ``last`` most recent decisions, oldest first."""
+    query = _involving(select(SspDecision).order_by(SspDecision.id.desc()).limit(last), asid)
+    return list(reversed(session.scalars(query).all()))
+
+
+def latest_decision_id(session: Session) -> int:
+    """The id of the newest decision (0 when there is none): where following starts."""
+    return session.scalar(select(func.max(SspDecision.id))) or 0
+
+
+def decisions_between(session: Session, after: int, up_to: int, *, asid: str | None = None) -> list[SspDecision]:
+    """Decisions with ``after`` < id <= ``up_to``, in id order."""
+    query = select(SspDecision).where(SspDecision.id > after, SspDecision.id <= up_to)
+    return list(session.scalars(_involving(query, asid).order_by(SspDecision.id)))
+
+
+def follow_decisions(
+    sessions: sessionmaker[Session], *, asid: str | None = None, wait: Callable[[], bool] | None = None,
+) -> Iterator[list[SspDecision]]:
+    """Batches of decisions recorded from now on, one batch (maybe empty) per poll, each read in a Session of
+    its own. ``wait()`` is called between polls (it sleeps, and returns True to stop)."""
+    with sessions() as session:
+        last = latest_decision_id(session)
+    while True:
+        with sessions() as session:
+            top = latest_decision_id(session)
+            rows = decisions_between(session, last, top, asid=asid)
+        yield rows
+        last = max(last, top)
+        if wait is not None and wait():
+            return
+
+
+# ---- Reading the registry's write audit ----------------------------------------------------------------------
+
+
+def list_write_events(
+    session: Session, *, record_type: str | None = None, record_key: str | None = None, actor: str | None = None,
+    since: datetime | None = None, until: datetime | None = None, after: int | None = None, limit: int = 100,
+) -> list[AuditEvent]:
+    """Registry writes in id order (who, what, which record, the record before and after as JSON text)."""
+    query = select(AuditEvent).order_by(AuditEvent.id).limit(limit)
+    if record_type is not None:
+        query = query.where(AuditEvent.record_type == record_type)
+    if record_key is not None:
+        query = query.where(AuditEvent.record_key == record_key)
+    if actor is not None:
+        query = query.where(AuditEvent.actor == actor)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
+    if after is not None:
+        query = query.where(AuditEvent.id > after)
+    return list(session.scalars(query))
