@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import MetaData, create_engine, event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import Pool, StaticPool
 
@@ -49,16 +49,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 #: so concurrent writers queue on the lock and re-read fresh rows instead of failing on a stale snapshot.
 WRITE_OPTION = "sds_write"
 
-#: Execution option of a ReadOnlySession's Connection: on SQLite no BEGIN when SQLAlchemy begins a transaction
-#: on it (Core or ORM statements), so each SELECT runs in autocommit and the ROLLBACK at the end is a no-op.
-READ_ONLY_OPTION = "sds_read_only"
-
-
 def _sqlite_begin(conn: Any) -> None:
-    options = conn.get_execution_options()
-    if options.get(READ_ONLY_OPTION):
-        return
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE_OPTION) else "BEGIN")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITE_OPTION) else "BEGIN")
 
 
 def begin_write(session: Session) -> None:
@@ -95,34 +87,6 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False, autoflush=True)
-
-
-class ReadOnlySession(Session):
-    """A Session for requests that only read (the FHIR API), on one pooled Connection checked out up front.
-
-    ``connection()`` hands out that Connection as it is, without a SessionTransaction (the directory's fast
-    paths read through its DBAPI cursor): that transaction machinery was most of a small request's database
-    overhead. On SQLite (the driver in autocommit, see _sqlite_pragmas) no BEGIN is sent (READ_ONLY_OPTION
-    covers Core and ORM statements too): each SELECT reads the latest committed data and there is nothing to
-    roll back. Elsewhere the driver's implicit transaction ends when ``close()`` returns the Connection to
-    the pool, which rolls it back. Never commit on it: writes would commit statement by statement.
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self._read_connection = engine.connect().execution_options(**{READ_ONLY_OPTION: True})
-        super().__init__(bind=self._read_connection, expire_on_commit=False, autoflush=True)
-
-    def connection(self, bind_arguments: Any = None, execution_options: Any = None) -> Connection:
-        if bind_arguments or execution_options or self._transaction is not None:
-            return super().connection(bind_arguments, execution_options)
-        return self._read_connection
-
-    def close(self) -> None:
-        try:
-            if self._transaction is not None or self.identity_map:  # the ORM was used: its clean-up too
-                super().close()
-        finally:
-            self._read_connection.close()
 
 
 class ReadPool:

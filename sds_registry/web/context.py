@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from sds_registry.config import Settings
-from sds_registry.db import ReadConnection, ReadOnlySession, ReadPool
+from sds_registry.db import ReadConnection, ReadPool
 
 
 def settings() -> Settings:
@@ -22,15 +22,6 @@ def session() -> Session:
     """The request's Session (made on first use, closed on teardown). Views own its commit."""
     if "sds_session" not in g:
         g.sds_session = current_app.extensions["sds"]["sessionmaker"]()
-    value: Session = g.sds_session
-    return value
-
-
-def read_session() -> Session:
-    """The request's Session for a request that only reads: a db.ReadOnlySession (one pooled Connection, no
-    transaction machinery; on SQLite no BEGIN/ROLLBACK). Use it before any other Session."""
-    if "sds_session" not in g:
-        g.sds_session = ReadOnlySession(current_app.extensions["sds"]["engine"])
     value: Session = g.sds_session
     return value
 

@@ -52,7 +52,7 @@ def authorise() -> Response:
         raise BadRequest("clientCertificateCn must be a string", "clientCertificateCn")
     ssp_request = SspRequest(method=method, target_url=target, headers=headers, client_cn=cn, mutual_tls=cn is not None)
     settings = context.settings()
-    decision = decide(context.read_session(), ssp_request, jwt_max_future_seconds=settings.ssp_jwt_max_future_seconds)
+    decision = decide(context.session(), ssp_request, jwt_max_future_seconds=settings.ssp_jwt_max_future_seconds)
     audit.writer_for(context.engine(), batch=settings.ssp_audit_batch).record(audit.decision_row(
         trace_id=ssp_request.header("Ssp-TraceID"), from_asid=ssp_request.header("Ssp-From"),
         to_asid=ssp_request.header("Ssp-To"), interaction_id=ssp_request.header("Ssp-InteractionID"),

@@ -1,7 +1,6 @@
 """FHIR searches read on a db.ReadConnection: no transaction statements, rows committed by others seen at once,
 the connection back in its pool after every request (on a SQLite file, the ReadPool's own idle connections,
-dropped when the engine is disposed). The ReadOnlySession (the SSP's) sends no BEGIN for Core and ORM
-statements either."""
+dropped when the engine is disposed)."""
 
 from __future__ import annotations
 
@@ -11,11 +10,10 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import event, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from sds_registry.db import ReadOnlySession, ReadPool
-from sds_registry.models import AccreditedSystem
+from sds_registry.db import ReadPool
 from sds_registry.services.accredited_systems import create_accredited_system
 from sds_registry.services.mhs import create_mhs
 from sds_registry.services.writes import CLI_ACTOR
@@ -73,24 +71,6 @@ def test_rows_committed_between_requests_are_seen(client: FlaskClient, committed
     assert client.get(path.format(ods=first)).json["total"] == 1  # type: ignore[index]
     second = _practice(committed_session, "A10002")
     assert client.get(path.format(ods=second)).json["total"] == 1  # type: ignore[index]
-
-
-def test_orm_and_core_use_send_no_begin_and_close(app: Flask, committed_session: Session, database_url: str) -> None:
-    _practice(committed_session, "A10004")
-    engine = app.extensions["sds"]["engine"]
-    seen = _statements(app) if database_url.startswith("sqlite") else None
-    reader = ReadOnlySession(engine)
-    try:
-        assert reader.connection() is reader.get_bind()
-        assert reader.connection().execute(select(AccreditedSystem.asid)).all()
-        rows = reader.scalars(select(AccreditedSystem)).all()
-        assert rows and reader.in_transaction()
-        assert reader.connection() is reader.get_bind()  # the same Connection, inside the ORM's transaction
-    finally:
-        reader.close()
-    assert engine.pool.checkedout() == 0
-    if seen is not None:
-        assert not [s for s in seen if s.split()[0].upper() in ("BEGIN", "ROLLBACK", "COMMIT")], seen
 
 
 def test_read_pool_reuses_sqlite_connections_and_drops_them_on_dispose(app: Flask, client: FlaskClient,
