@@ -1,4 +1,4 @@
-"""The domain exception tree. Each facade maps it once (api/errors.py, fhir/, ldap/results.py, ssp/).
+"""The domain exception tree. Each facade maps it once (web/api/errors.py, web/fhir.py, ldap/results.py, ssp/).
 
     RegistryError
     ├── ConfigError            bad SDS_* setting (startup only)

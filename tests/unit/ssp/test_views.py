@@ -29,7 +29,7 @@ SYSTEM = "http://fhir.nhs.net/ValueSet/gpconnect-schedule-response-code-1-0"
 
 @pytest.fixture
 def api(app: Flask) -> FlaskClient:
-    if "ssp_audit" not in app.blueprints:  # until web.py mounts it
+    if "ssp_audit" not in app.blueprints:  # web.app mounts it; a bare app would not
         app.register_blueprint(audit_bp, url_prefix="/api/audit")
     return app.test_client()
 
