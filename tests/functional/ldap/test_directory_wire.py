@@ -11,12 +11,12 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bench.ldapkit import data as kit_data
 from sds_registry.config import Settings
 from sds_registry.ldap import ast
 from sds_registry.ldap.directory import Directory
 from sds_registry.ldap.filterstr import parse_filter
 from sds_registry.ldap.ldif import import_ldif
-from tests.functional.ldap import slapd_support as support
 from tests.support.ldap import base_settings, running_server
 
 with warnings.catch_warnings():
@@ -27,7 +27,7 @@ with warnings.catch_warnings():
 @pytest.fixture
 def directory(db: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Directory]:
     data = tmp_path_factory.mktemp("wire")
-    support.gen_data(data, 30)
+    kit_data.write(kit_data.generate(30), data)
     with Session(db) as s:
         assert import_ldif(s, data / "sds.ldif").ok
         s.commit()

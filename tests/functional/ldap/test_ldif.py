@@ -9,13 +9,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from bench.ldapkit import data as kit_data
+from bench.ldapkit import diff, slapd
+from bench.ldapkit.searches import Search
 from sds_registry.config import Settings
 from sds_registry.db import Base, make_sessionmaker
 from sds_registry.ldap import ast
 from sds_registry.ldap.directory import Directory
 from sds_registry.ldap.ldif import export_ldif, import_ldif, read_entries
 from sds_registry.models import AccreditedSystem, AuditEvent, MessageHandlingSystem
-from tests.functional.ldap import slapd_support as support
 
 GPC = "urn:nhs:names:services:gpconnect:"
 
@@ -136,7 +138,7 @@ def _export(db: Engine) -> str:
 
 
 def test_export_reimports_identically_and_loads_into_slapd(db: Engine, tmp_path: Path) -> None:
-    support.gen_data(tmp_path / "data", 12)
+    kit_data.write(kit_data.generate(12), tmp_path / "data")
     with make_sessionmaker(db)() as s:
         assert import_ldif(s, tmp_path / "data" / "sds.ldif").ok
         s.commit()
@@ -161,16 +163,11 @@ def test_export_reimports_identically_and_loads_into_slapd(db: Engine, tmp_path:
     assert _export(db) == first
     with open(tmp_path / "data" / "sds.ldif") as original:  # same entries, same attributes in the same order
         assert sorted(read_entries(io.StringIO(first))) == sorted(read_entries(original))
-    if not support.available():
+    if not slapd.available():
         pytest.skip("slapd is not installed")
-    ldap3 = pytest.importorskip("ldap3")
     (tmp_path / "export.ldif").write_text(first)
-    with support.slapd(tmp_path / "export.ldif", tmp_path / "slapd") as url:
-        conn = ldap3.Connection(ldap3.Server(url, get_info=ldap3.NONE), auto_bind=True)
-        code, entries = support.slapd_search(
-            conn, {"base": "o=nhs", "scope": "sub", "filter": "(objectClass=*)", "attrs": []}
-        )
-        conn.unbind()
+    with slapd.running(tmp_path / "export.ldif", tmp_path / "slapd") as url:
+        code, entries = diff.ldap3_search(url, Search("all", "o=nhs", "sub", "(objectClass=*)"))
     d = Directory(db, Settings())
     ours, result = d.search(
         ast.SearchRequest("o=nhs", ast.Scope.SUB, ast.DerefAliases.NEVER, 0, 0, False, ast.Present("objectClass"), ()),
@@ -179,7 +176,7 @@ def test_export_reimports_identically_and_loads_into_slapd(db: Engine, tmp_path:
     )
     d.close()
     assert code == 0 and result.code == 0
-    assert support.normalise(entries) == support.normalise([(e.dn, dict(e.attributes)) for e in ours])
+    assert diff.normalise(entries) == diff.normalise([(e.dn, dict(e.attributes)) for e in ours])
 
 
 def test_lenient_keeps_records_with_attributes_we_do_not_hold(db: Engine) -> None:
