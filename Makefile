@@ -14,6 +14,7 @@ lint:
 	scripts/bootstrap.sh test
 	.venv/bin/ruff check .
 	.venv/bin/mypy
+	.venv/bin/lint-imports
 
 bench: bench-ldap bench-fhir bench-ssp
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: installs what it needs (venv, PostgreSQL, OpenLDAP's slapd and ldap-utils when
 # root on Debian), then pytest on SQLite and PostgreSQL (the tests start their own PostgreSQL and LDAP
-# servers), alembic check, ruff and mypy. Extra arguments go to pytest.
+# servers), alembic check, ruff, mypy and import-linter. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh test
@@ -27,6 +27,7 @@ fi
 status=0
 echo "== ruff"; .venv/bin/ruff check . || status=1
 echo "== mypy"; .venv/bin/mypy || status=1
+echo "== import-linter (layers: pyproject.toml [tool.importlinter])"; .venv/bin/lint-imports --no-cache || status=1
 echo "== alembic check"
 tmp=$(mktemp -d)
 SDS_DATABASE_URL="sqlite:///$tmp/check.sqlite3" .venv/bin/sds db upgrade >/dev/null &&
