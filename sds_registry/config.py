@@ -39,6 +39,8 @@ class Settings:
     #: Optional simple-bind account ("" = any simple bind is accepted as anonymous read access).
     ldap_bind_dn: str = ""
     ldap_bind_password: str = ""
+    #: Bind password for ``sds mirror --bind-dn`` (or --password-file); never taken on the command line.
+    mirror_password: str = ""
     ldap_max_message_bytes: int = 1024 * 1024
     ldap_idle_timeout: float = 300.0
     ldap_max_connections: int = 1024
