@@ -7,10 +7,11 @@ import logging
 
 import click
 
-from sds_registry.cli import admin, data, db, serving
+from sds_registry.cli import admin, agreements, changes, data, db, serving
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sds-registry", prog_name="sds")
 def main() -> None:
     """sds-registry: a self-hostable Spine Directory Service (registry, LDAP, SDS FHIR API, SSP)."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -18,5 +19,5 @@ def main() -> None:
 
 
 for command in (db.db, data.seed, data.import_, data.export, data.resolve, admin.token, admin.audit,
-                serving.serve, serving.serve_facade):
+                agreements.agreements, changes.changes, serving.serve, serving.serve_facade):
     main.add_command(command)
