@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import click
 
@@ -17,13 +19,59 @@ from sds_registry.errors import RegistryError
 SEED_DIR = Path(str(resources.files("sds_registry") / "seed_data"))  # shipped in the package
 
 
+class _Counted:
+    """A text stream that reports how much of it has been read (for the progress bar)."""
+
+    def __init__(self, stream: IO[str], update: Callable[[int], None]) -> None:
+        self.stream, self.update, self.name = stream, update, getattr(stream, "name", "<stream>")
+
+    def read(self, size: int = -1) -> str:
+        text = self.stream.read(size)
+        self.update(len(text))
+        return text
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.stream:
+            self.update(len(line))
+            yield line
+
+
+@contextmanager
+def _progress(length: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal; otherwise nothing is printed (pipes and tests)."""
+    if not sys.stderr.isatty() or length <= 0:
+        yield lambda _n: None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+@contextmanager
+def _readable(path: Path) -> Iterator[None]:
+    """A file that is not UTF-8 text (or cannot be read) is a usage error naming it, not a traceback; so is a
+    write the plan could not foresee (a clash between two updates, say)."""
+    try:
+        yield
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"{path}: cannot read: {exc}; nothing was stored") from None
+    except RegistryError as exc:
+        raise click.ClickException(f"{path}: {exc}; nothing was stored") from None
+
+
+def side_file(path: Path) -> Path:
+    """Where an LDIF export puts the data-sharing agreements LDIF cannot carry: ``x.ldif`` -> ``x.agreements.json``."""
+    return path.with_suffix(".agreements.json")
+
+
+SYNTHETIC_CHUNK = 1000
+
+
 @click.command()
 @click.option("--synthetic", type=click.IntRange(min=0), default=0, help="Also add N synthetic practices.")
 @click.option("--start", type=click.IntRange(min=0), default=0, help="First synthetic practice number.")
 def seed(synthetic: int, start: int) -> None:
     """Load the sample directory shipped in the package (idempotent), plus N deterministic synthetic practices."""
-    from sds_registry.services.directory import find_organisations
-    from sds_registry.services.synthetic import create_practice, practice_ods
+    from sds_registry.services.synthetic import seed_practices
     from sds_registry.services.transfer import import_directory
 
     settings = settings_or_exit()
@@ -35,55 +83,99 @@ def seed(synthetic: int, start: int) -> None:
                 report = import_directory(session, load_json(path), skip_existing=True)
                 click.echo(f"{path.name}:")
                 finish(session, report, path.name)
-        for n in range(start, start + synthetic):
-            with transaction(factory) as session:
-                begin_write(session)
-                if find_organisations(session, ods_code=practice_ods(n)):
-                    continue
-                create_practice(session, n)
-                added += 1
+        with _progress(synthetic, "synthetic practices") as update:
+            for first in range(start, start + synthetic, SYNTHETIC_CHUNK):
+                numbers = list(range(first, min(first + SYNTHETIC_CHUNK, start + synthetic)))
+                with transaction(factory) as session:  # one transaction a chunk: an interrupted run resumes
+                    begin_write(session)
+                    try:
+                        added += seed_practices(session, numbers)
+                    except RegistryError as exc:
+                        raise click.ClickException(str(exc)) from None
+                update(len(numbers))
     if synthetic:
         click.echo(f"synthetic practices: {added} added, {synthetic - added} already present")
 
 
 @click.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mode", type=click.Choice(["create", "upsert", "sync"]), default="create", show_default=True,
+              help="create: new records only (one already stored is an error); upsert: create or update; sync: "
+                   "upsert, and delete the stored records of the file's ODS codes that the file does not hold.")
 @click.option("--lenient", is_flag=True, help="Store and flag values that break our rules instead of refusing.")
-def import_(file: Path, lenient: bool) -> None:
+@click.option("--with-agreements", "agreements_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="LDIF only: data-sharing agreements (JSON) to load with it [default: FILE's .agreements.json "
+                   "when it exists].")
+def import_(file: Path, mode: Any, lenient: bool, agreements_file: Path | None) -> None:
     """Import FILE (.json in the export format, or .ldif as ldapsearch prints it): all or nothing."""
     settings = settings_or_exit()
+    ldif = file.suffix.lower() == ".ldif"
+    if agreements_file and not ldif:
+        raise click.UsageError("--with-agreements goes with an LDIF file (JSON files carry their agreements)")
     with database(settings) as factory, factory() as session:
         begin_write(session)
         report: Any
-        if file.suffix.lower() == ".ldif":
-            from sds_registry.ldap.ldif import import_ldif
+        with _progress(file.stat().st_size, f"importing {file.name}") as update, \
+                file.open(encoding="utf-8") as raw, _readable(file):
+            stream: Any = _Counted(raw, update)
+            if ldif:
+                from sds_registry.ldap.ldif_import import agreement_records, import_ldif
 
-            report = import_ldif(session, file, lenient=lenient)
-        else:
-            from sds_registry.services.transfer import import_directory
+                side = agreements_file or (side_file(file) if side_file(file).is_file() else None)
+                agreements = []
+                if side is not None:
+                    click.echo(f"data-sharing agreements: {side}")
+                    document = load_json(side)
+                    items = document.get("data_sharing_agreements") if isinstance(document, dict) else None
+                    if not isinstance(items, list):
+                        raise click.ClickException(f"{side}: expected {{\"data_sharing_agreements\": [...]}}")
+                    agreements = agreement_records(items, side.name)
+                report = import_ldif(session, stream, lenient=lenient, mode=mode, agreements=agreements)
+            else:
+                from sds_registry.services.transfer import import_directory
 
-            report = import_directory(session, load_json(file), lenient=lenient)
+                report = import_directory(session, stream, lenient=lenient, mode=mode)
+        if mode == "create" and any("already exists" in " ".join(r.reasons) for r in report.rejected):
+            click.echo("hint: --mode upsert updates records that are already stored; --mode sync also deletes")
         finish(session, report, str(file))
 
 
 @click.command()
 @click.option("--format", "fmt", type=click.Choice(["json", "ldif"]), default="json", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
-def export(fmt: str, output: Path | None) -> None:
-    """Write the whole directory as JSON (re-importable) or LDIF (loads into slapd and back into us)."""
+@click.option("--with-agreements", "agreements_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="LDIF only: where to write the data-sharing agreements [default: OUTPUT's .agreements.json].")
+def export(fmt: str, output: Path | None, agreements_file: Path | None) -> None:
+    """Write the whole directory as JSON (re-importable) or LDIF (loads into slapd and back into us; the
+    agreements, which LDIF cannot carry, go to a JSON side file that sds import reads back)."""
+    from sds_registry.services.transfer import count_records, export_agreements, export_records, write_json
+
     settings = settings_or_exit()
+    if agreements_file and fmt != "ldif":
+        raise click.UsageError("--with-agreements goes with --format ldif (JSON carries the agreements)")
     stream = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         with database(settings) as factory, factory() as session:
-            if fmt == "ldif":
-                from sds_registry.ldap.ldif import export_ldif
+            with _progress(count_records(session) if sys.stderr.isatty() else 0, "exporting") as update:
+                if fmt == "ldif":
+                    from sds_registry.ldap.ldif import export_ldif
 
-                export_ldif(session, stream)
-            else:
-                from sds_registry.services.transfer import export_directory
+                    export_ldif(session, stream, progress=update)
+                    agreements = list(export_agreements(session))
+                    side = agreements_file or (side_file(output) if output else None)
+                    if side is not None:
+                        with side.open("w", encoding="utf-8") as f:
+                            write_json(agreements, f)
+                    elif agreements:
+                        click.echo(f"warning: {len(agreements)} data-sharing agreement(s) not written (LDIF cannot "
+                                   "carry them): give -o FILE or --with-agreements FILE", err=True)
+                else:
+                    def counted() -> Iterator[tuple[str, dict[str, Any]]]:
+                        for item in export_records(session):
+                            update(1)
+                            yield item
 
-                json.dump(export_directory(session), stream, indent=2)
-                stream.write("\n")
+                    write_json(counted(), stream)
     finally:
         if output:
             stream.close()

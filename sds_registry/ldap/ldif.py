@@ -1,32 +1,25 @@
-"""LDIF import (what ``ldapsearch -LLL`` prints from SDS) and export (loads into slapd and back into us).
+"""LDIF reading and validation (what ``ldapsearch -LLL`` prints from SDS); the import is ldif_import.py, the
+export ldif_export.py (both re-exported here).
 
-The import is all or nothing and validates every record with the registry's own rules
-(``domain.records.clean_*``: the same checks the write services run), plus the cross-record rules the
-services check (unique ASIDs, MHS identifiers and CPA ids, one MHS per party key and interaction,
-ASIDs and MHS identifiers sharing ou=Services). It stores the records exactly as the LDIF has them:
-unlike the services it adds no defaults, so every search answers as slapd does on the same file.
-Rows go in with Core executemany (a bulk path: ~160k entries in seconds instead of minutes) and one
-audit event records the import. Takes a Session; never commits (the CLI commits when ``report.ok``).
+Every record is validated with the registry's own rules (``domain.records.clean_*``: the same checks the write
+services run). Problems name where: the line the record starts on, the attribute and its line, the DN and the
+rule; a broken line (bad base64, no colon) rejects its own record, keeping the DN, not the whole file. Pure:
+no Session.
 """
 
 from __future__ import annotations
 
 import base64
-import json
-from collections.abc import Iterator
+import binascii
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, Any
-
-from sqlalchemy.orm import Session
+from typing import Any
 
 from sds_registry.domain import records
 from sds_registry.errors import InvalidIdentifier, Issue
 from sds_registry.ldap import dit, dn, schema
 from sds_registry.ldap.dit import EntryClass
-from sds_registry.ldap.ldif_store import Pending, Rejection, check_uniqueness, insert_records
-from sds_registry.models import AuditEvent
-from sds_registry.services.writes import CLI_ACTOR, Actor
+from sds_registry.ldap.ldif_store import ImportReport, Pending, Rejection
 
 #: Attributes an ldapsearch '+' dump carries that the registry keeps itself (or not at all): ignored.
 IGNORED = frozenset(
@@ -52,76 +45,93 @@ IGNORED = frozenset(
 _CLEAN = {"nhsAs": records.clean_accredited_system, "nhsMhs": records.clean_mhs}
 
 
-@dataclass
-class ImportReport:
-    created: dict[str, int] = field(default_factory=dict)
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (dn, why): entries that are not records
-    rejected: list[Rejection] = field(default_factory=list)
-    flagged: int = 0
-
-    @property
-    def ok(self) -> bool:
-        return not self.rejected
-
-    def lines(self) -> list[str]:
-        out = [f"{name}: {n} {'created' if self.ok else 'valid (nothing stored)'}" for name, n in self.created.items()]
-        if self.flagged:
-            out.append(f"lenient: {self.flagged} record(s) stored with flags (values breaking our rules)")
-        out += [f"skipped {d}: {why}" for d, why in self.skipped]
-        out += [f"REJECTED {r.dn}: " + "; ".join(r.reasons) for r in self.rejected]
-        return out
-
-
 # ---- reading ----------------------------------------------------------------------------------------------
 
 
-def _logical_lines(stream: IO[str]) -> Iterator[str]:
+@dataclass
+class Entry:
+    """One LDIF record as read: its DN, the line it starts on, (attribute, value, line) and what is wrong with it."""
+
+    dn: str
+    line: int
+    attrs: list[tuple[str, str, int]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def _logical_lines(stream: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """(number of the line it starts on, logical line): folded lines joined."""
     current: str | None = None
-    for raw in stream:
+    start = 0
+    for number, raw in enumerate(stream, 1):
         line = raw.rstrip("\n").rstrip("\r")
         if line.startswith(" ") and current is not None:
             current += line[1:]
             continue
         if current is not None:
-            yield current
-        current = line
+            yield start, current
+        current, start = line, number
     if current is not None:
-        yield current
+        yield start, current
 
 
-def read_entries(stream: IO[str]) -> Iterator[tuple[str, list[tuple[str, str]]]]:
-    """(dn, [(attribute as written, value)]) per record; comments, ``version:`` and folding handled."""
-    dn_text: str | None = None
-    attrs: list[tuple[str, str]] = []
-    for line in _logical_lines(stream):
+def _value(name: str, rest: str, number: int) -> tuple[str, str | None]:
+    """(value, problem or None) of one ``name:`` line."""
+    if rest.startswith(":"):
+        try:
+            return base64.b64decode(rest[1:].strip(), validate=True).decode("utf-8"), None
+        except (binascii.Error, UnicodeDecodeError) as exc:
+            return "", f"{name.strip()} (line {number}): not a base64 UTF-8 value: {exc} (rule: base64)"
+    if rest.startswith("<"):
+        return "", f"{name.strip()} (line {number}): URL values are not supported (rule: ldif-url)"
+    return rest.lstrip(" "), None
+
+
+def read_records(stream: Iterable[str]) -> Iterator[Entry]:
+    """Every record of an LDIF text; comments, ``version:``, folding and the ldapsearch trailer handled.
+    A broken line becomes a problem of the record it is in (with its line number), not an exception."""
+    entry: Entry | None = None
+    for number, line in _logical_lines(stream):
         if line.startswith("#"):
             continue
         if not line.strip():
-            if dn_text is not None:
-                yield dn_text, attrs
-            dn_text, attrs = None, []
+            if entry is not None:
+                yield entry
+            entry = None
             continue
         name, sep, rest = line.partition(":")
         if not sep:
-            raise ValueError(f"not an LDIF line: {line[:80]!r}")
-        if rest.startswith(":"):
-            value = base64.b64decode(rest[1:].strip()).decode("utf-8")
-        elif rest.startswith("<"):
-            raise ValueError(f"URL values are not supported: {line[:80]!r}")
-        else:
-            value = rest.lstrip(" ")
-        if dn_text is None:
+            if entry is None:
+                entry = Entry("-", number)
+            entry.problems.append(f"line {number}: not an LDIF line: {line[:80]!r} (rule: ldif-syntax)")
+            continue
+        value, problem = _value(name, rest, number)
+        if entry is None:
             if name.lower() in ("version", "search", "result", "text", "matched"):
                 continue  # the LDIF version line; the result trailer plain ldapsearch (without -LLL) prints
             if name.lower() != "dn":
-                raise ValueError(f"record does not start with dn: {line[:80]!r}")
-            dn_text = value
+                entry = Entry("-", number)
+                entry.problems.append(f"line {number}: record does not start with dn: {line[:80]!r} "
+                                      "(rule: ldif-syntax)")
+                continue
+            entry = Entry(value if problem is None else f"<dn of line {number}>", number)
+            if problem:
+                entry.problems.append(problem)
+        elif problem:
+            entry.problems.append(problem)
         elif name.lower() == "changetype":
-            raise ValueError(f"change records are not supported ({dn_text})")
+            entry.problems.append(f"changetype (line {number}): change records are not supported (rule: ldif-content)")
         else:
-            attrs.append((name.strip(), value))
-    if dn_text is not None:
-        yield dn_text, attrs
+            entry.attrs.append((name.strip(), value, number))
+    if entry is not None:
+        yield entry
+
+
+def read_entries(stream: Iterable[str]) -> Iterator[tuple[str, list[tuple[str, str]]]]:
+    """(dn, [(attribute as written, value)]) per record; ValueError (naming the line) on the first broken one."""
+    for entry in read_records(stream):
+        if entry.problems:
+            raise ValueError(f"{entry.dn} (line {entry.line}): " + "; ".join(entry.problems))
+        yield entry.dn, [(n, v) for n, v, _ in entry.attrs]
 
 
 def _classify(attrs: list[tuple[str, str]]) -> EntryClass | None:
@@ -155,41 +165,46 @@ def _field(cls: EntryClass, name: str) -> dit.Field | None:
 
 
 def _to_record(
-    cls: EntryClass, entry_dn: str, attrs: list[tuple[str, str]]
-) -> tuple[dict[str, Any], list[str], list[str]]:
-    """Registry fields from LDAP attributes, problems as reason strings, and attributes we do not hold."""
+    cls: EntryClass, entry: Entry
+) -> tuple[dict[str, Any], list[str], list[str], dict[str, list[int]]]:
+    """Registry fields from LDAP attributes, problems as reason strings, attributes we do not hold, and the
+    line of every value of each field (for messages)."""
     data: dict[str, Any] = {}
     problems: list[str] = []
     unknown: list[str] = []
-    for name, value in attrs:
+    lines: dict[str, list[int]] = {}
+    for name, value, number in entry.attrs:
         f = _field(cls, name)
         if f is _SKIP:
             continue
         if f is None:
             unknown.append(name)
+            lines.setdefault(name, []).append(number)
             continue
         if value == "":
             continue  # SDS dumps print some empty values (e.g. nhsMHSRetries); LDAP has no empty strings
         if f.child is not None:
             data.setdefault(f.field, []).append(value)
+            lines.setdefault(f.field, []).append(number)
         elif f.field in data:
             if data[f.field] != value:
-                problems.append(f"{f.attr}: more than one value (rule: single-value)")
+                problems.append(f"{f.attr} (line {number}): more than one value (rule: single-value)")
         else:
             data[f.field] = value
+            lines[f.field] = [number]
     try:
-        rdn_value, parent_key = _split_dn(entry_dn)
+        rdn_value, parent_key = _split_dn(entry.dn)
     except dn.InvalidDN as exc:
-        return data, [f"dn: {exc} (rule: dn-syntax)"], unknown
+        return data, [f"dn (line {entry.line}): {exc} (rule: dn-syntax)"], unknown, lines
     if rdn_value is None or parent_key != cls.parent_key:
-        problems.append(f"dn: must be uniqueIdentifier=<id>,{cls.parent} (rule: dn)")
+        problems.append(f"dn (line {entry.line}): must be uniqueIdentifier=<id>,{cls.parent} (rule: dn)")
     else:
         data.setdefault(cls.key_field, rdn_value)
         if data[cls.key_field].lower() != rdn_value.lower():
             problems.append(f"uniqueIdentifier: {data[cls.key_field]!r} differs from the DN (rule: rdn)")
     if cls is dit.MHS and data.get("unique_identifier") and not data.get("cpa_id"):
         data["cpa_id"] = data["unique_identifier"]
-    return data, problems, unknown
+    return data, problems, unknown, lines
 
 
 def _split_dn(entry_dn: str) -> tuple[str | None, tuple[Any, ...]]:
@@ -207,102 +222,60 @@ def _split_dn(entry_dn: str) -> tuple[str | None, tuple[Any, ...]]:
     return (value if at is not None and at.name == "uniqueIdentifier" else None), dn.normalised_key(parent)
 
 
-def _issue_text(cls: EntryClass, issue: Issue) -> str:
-    base = issue.field.split("[")[0]
+def _issue_text(cls: EntryClass, issue: Issue, lines: dict[str, list[int]]) -> str:
+    base, _, index = issue.field.partition("[")
     attr = next((f.attr for f in cls.fields if f.field == base), base)
     where = attr if attr == issue.field else f"{attr} ({issue.field})"
+    numbers = lines.get(base) or []
+    i = int(index.rstrip("]")) if index.rstrip("]").isdigit() else 0
+    if i < len(numbers):
+        where += f" line {numbers[i]}"
     return f"{where}: {issue.message} (rule: {issue.rule})"
 
 
-# ---- import -----------------------------------------------------------------------------------------------
-
-
-def import_ldif(
-    session: Session, source: str | Path | IO[str], lenient: bool = False, actor: Actor = CLI_ACTOR
-) -> ImportReport:
-    """Validate every nhsAs/nhsMhs/nhsOrg entry of ``source``; store them only if none is rejected.
-
-    Streams: records are checked and inserted a chunk at a time (so memory holds one chunk and the keys
-    seen so far); after the first rejection nothing more is inserted, and the caller, seeing
-    ``report.ok`` false, rolls back what was. Every entry is still checked, so the report lists them all.
-    """
-    report = ImportReport()
-    if isinstance(source, str | Path):
-        with open(source, encoding="utf-8") as stream:
-            _run_import(session, stream, report, lenient)
-        name = str(source)
-    else:
-        _run_import(session, source, report, lenient)
-        name = getattr(source, "name", "<stream>")
-    if report.ok and report.created:
-        session.add(
-            AuditEvent(
-                actor=actor.name,
-                action="import",
-                record_type="ldif",
-                record_key=name[-255:],
-                after=json.dumps(
-                    {"created": report.created, "lenient": lenient, "flagged": report.flagged}, sort_keys=True
-                ),
-            )
-        )
-        session.flush()
-    return report
-
-
-CHUNK = 10000
-
-
-def _run_import(session: Session, stream: IO[str], report: ImportReport, lenient: bool) -> None:
-    seen: dict[tuple[str, str], str] = {}
-    chunk: list[Pending] = []
-    for p in _validate(stream, report, lenient):
-        chunk.append(p)
-        if len(chunk) >= CHUNK:
-            _settle_chunk(session, chunk, seen, report)
-            chunk = []
-    _settle_chunk(session, chunk, seen, report)
-
-
-def _settle_chunk(
-    session: Session, chunk: list[Pending], seen: dict[tuple[str, str], str], report: ImportReport
-) -> None:
-    report.rejected += check_uniqueness(session, chunk, seen)
-    for p in chunk:
-        report.created[p.cls.name] = report.created.get(p.cls.name, 0) + 1
-        report.flagged += bool(p.flags)
-    if report.ok and chunk:
-        insert_records(session, chunk)
-
-
-def _validate(stream: IO[str], report: ImportReport, lenient: bool) -> Iterator[Pending]:
-    try:
-        for entry_dn, attrs in read_entries(stream):
-            cls = _classify(attrs)
-            if cls is None:
-                classes = ", ".join(v for a, v in attrs if a.lower() == "objectclass") or "none"
-                report.skipped.append((entry_dn, f"not a registry record (objectClass: {classes})"))
-                continue
-            data, problems, unknown = _to_record(cls, entry_dn, attrs)
-            if not lenient:
-                problems += [f"{n}: not an attribute of {cls.name} here (rule: unknown-attribute)" for n in unknown]
-            try:
-                if cls is dit.ORG:
-                    cleaned = records.clean_organisation(data)
-                else:
-                    cleaned = _CLEAN[cls.name](data, lenient=lenient)
-            except InvalidIdentifier as exc:
-                problems += [_issue_text(cls, i) for i in exc.issues]
-                cleaned = None
-            if problems or cleaned is None:
-                report.rejected.append(Rejection(entry_dn, problems))
-                continue
-            flags = cleaned.flags + sorted({f"{n}:unknown-attribute" for n in unknown})
-            yield Pending(cls, entry_dn, cleaned.values, flags)
-    except (ValueError, UnicodeDecodeError) as exc:
-        report.rejected.append(Rejection("-", [f"LDIF syntax: {exc}"]))
+def _validate(stream: Iterable[str], report: ImportReport, lenient: bool) -> Iterator[Pending]:
+    """The valid registry records of an LDIF text, one by one; every other record goes to ``report``
+    (rejected with its DN, line, attribute and rule, or skipped when it is not a registry record)."""
+    for entry in read_records(stream):
+        if entry.problems:
+            report.rejected.append(Rejection(entry.dn, entry.problems, entry.line))
+            continue
+        attrs = [(n, v) for n, v, _ in entry.attrs]
+        cls = _classify(attrs)
+        if cls is None:
+            classes = ", ".join(v for a, v in attrs if a.lower() == "objectclass") or "none"
+            report.skipped.append((entry.dn, f"not a registry record (objectClass: {classes})"))
+            continue
+        data, problems, unknown, lines = _to_record(cls, entry)
+        if not lenient:
+            problems += [f"{n} line {lines[n][0]}: not an attribute of {cls.name} here (rule: unknown-attribute)"
+                         for n in unknown]
+        try:
+            if cls is dit.ORG:
+                cleaned = records.clean_organisation(data)
+            else:
+                cleaned = _CLEAN[cls.name](data, lenient=lenient)
+        except InvalidIdentifier as exc:
+            problems += [_issue_text(cls, i, lines) for i in exc.issues]
+            cleaned = None
+        if problems or cleaned is None:
+            report.rejected.append(Rejection(entry.dn, problems, entry.line))
+            continue
+        flags = cleaned.flags + sorted({f"{n}:unknown-attribute" for n in unknown})
+        yield Pending(cls, entry.dn, cleaned.values, flags, entry.line)
 
 
 from sds_registry.ldap.ldif_export import export_ldif, ldif_line  # noqa: E402  (re-exported)
 
-__all__ = ["ImportReport", "Rejection", "export_ldif", "import_ldif", "ldif_line", "read_entries"]
+
+def __getattr__(name: str) -> Any:
+    """``import_ldif`` lives in ldif_import.py (which imports this module): re-exported lazily."""
+    if name == "import_ldif":
+        from sds_registry.ldap.ldif_import import import_ldif
+
+        return import_ldif
+    raise AttributeError(name)
+
+
+__all__ = ["Entry", "ImportReport", "Rejection", "export_ldif", "ldif_line", "read_entries",
+           "read_records"]

@@ -7,6 +7,7 @@ when there are any; attributes in dit.py's order, values needing it in base64, l
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from typing import IO
 
 from sqlalchemy import select
@@ -40,10 +41,12 @@ def _write(stream: IO[str], entry_dn: str, attrs: list[tuple[str, list[str]]]) -
 CHUNK = 5000
 
 
-def export_ldif(session: Session, stream: IO[str]) -> int:
+def export_ldif(session: Session, stream: IO[str], progress: Callable[[int], None] | None = None) -> int:
     """Write o=nhs, ou=Services, every nhsAs and nhsMhs entry, then ou=Organisations and its nhsOrg
     entries (when there are any). Returns the number of entries written. Reads CHUNK rows at a time
-    (keyset on id) with their child values, so memory stays flat however big the directory is."""
+    (keyset on id) with their child values, so memory stays flat however big the directory is. ``progress``
+    is called with the number of records written, a chunk at a time. Data-sharing agreements are not LDAP
+    entries: ``sds export`` writes them to a side file (services.transfer.export_agreements)."""
     _write(stream, dit.BASE, [("objectClass", ["top", "organization"]), ("o", ["nhs"])])
     _write(stream, dit.SERVICES, [("objectClass", ["top", "organizationalUnit"]), ("ou", ["Services"])])
     count = 2
@@ -77,6 +80,8 @@ def export_ldif(session: Session, stream: IO[str]) -> int:
                 _write(stream, cls.dn_of(row[cls.key_field]), attrs)
                 count += 1
             last = ids[-1]
+            if progress:
+                progress(len(rows))
     return count
 
 

@@ -26,7 +26,8 @@ so applying the same input twice is a no-op the second time.
 
 Writing: creates are inserted in bulk (``services.bulk``); updates and deletes go through the ORM with the
 shared write helpers. ``audit="record"`` writes one audit row per created/updated/deleted record (as the
-API does); ``audit="summary"`` writes one ``import`` audit event with the counts (bulk loads).
+API does); ``audit="summary"`` writes one ``import`` audit event with the counts (bulk loads); ``"none"``
+leaves the audit to the caller (a load applied as several plans records one event at its end).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from sds_registry.db import utcnow
@@ -79,6 +80,7 @@ class Desired:
     values: Mapping[str, Any]
     where: str
     flags: tuple[str, ...] = ()
+    cleaned: bool = False  # values already went through domain.records.clean_* (flags complete): not again
 
 
 @dataclass
@@ -129,7 +131,7 @@ def _prepare(d: Desired, lenient: bool, defaults: bool, mode: Mode) -> bulk.Row:
     """Validate one record: a Row whose values hold the given fields (cleaned), or InvalidIdentifier."""
     kind = bulk.KINDS[d.kind]
     data = {k: v for k, v in d.values.items() if v is not None}
-    cleaned = _CLEAN[d.kind](data, lenient)
+    cleaned = records.Cleaned(data, []) if d.cleaned else _CLEAN[d.kind](data, lenient)
     values = dict(cleaned.values)
     if kind is bulk.MHS and not values.get("unique_identifier"):
         if not defaults or mode != "create":
@@ -230,7 +232,7 @@ def build_plan(session: Session, desired: Iterable[Desired], *, mode: Mode = "sy
                 by_key[key] = r
         found: dict[str, dict[str, Any]] = {}
         probe = func.lower(key_col) if fold else key_col
-        for chunk in bulk.chunks(list(by_key)):
+        for chunk in bulk.chunks(list(by_key) if mode != "create" else []):  # create: clashes() finds them
             for s in bulk.stored(session, kind, probe.in_(chunk)):
                 found[s[kind.key_field].lower() if fold else s[kind.key_field]] = s
         in_scope: list[dict[str, Any]] = []
@@ -238,10 +240,11 @@ def build_plan(session: Session, desired: Iterable[Desired], *, mode: Mode = "sy
             for chunk in bulk.chunks(sorted(codes)):
                 in_scope += bulk.stored(session, kind, table.c.ods_code.in_(chunk))
         for key, r in by_key.items():
-            s = found.get(key)
-            if s is None:
+            match = found.get(key)
+            if match is None:
                 plan.creates.append(bulk.Row(kind, _target(r, None, defaults), r.flags, r.where))
                 continue
+            s = match
             ignore.add((table.name, s["id"]))
             if mode == "create":
                 plan.rejected.append(Problem(r.where, [
@@ -302,7 +305,8 @@ def _audit_rows(actor: Actor, action: str, kind: str, key: str, before: Any, aft
             "before": dump(before), "after": dump(after)}
 
 
-def apply_plan(session: Session, plan: Plan, actor: Actor, *, audit: Literal["record", "summary"] = "record",
+def apply_plan(session: Session, plan: Plan, actor: Actor, *,
+               audit: Literal["record", "summary", "none"] = "record",
                source: str = "", progress: Callable[[int], None] | None = None) -> None:
     """Write ``plan`` (which must be ``ok``): deletes, then updates, then creates (so a key or party key and
     interaction freed by one is free for the next). Never commits; raises a RegistryError on a clash the
@@ -362,11 +366,11 @@ def apply_plan(session: Session, plan: Plan, actor: Actor, *, audit: Literal["re
         events += [_audit_rows(actor, "create", r.kind.name, r.key, None, {**r.values, "version": 1,
                                                                            "flags": r.flags})
                    for r in plan.creates]
-    elif plan.creates or plan.updates or plan.deletes or plan.agreements:
+    elif audit == "summary" and (plan.creates or plan.updates or plan.deletes or plan.agreements):
         events.append(_audit_rows(actor, "import", "directory", source[-255:] or "-", None,
                                   {"mode": plan.mode, "counts": plan.counts()}))
     for chunk in bulk.chunks(events, bulk.BATCH):
-        session.execute(AuditEvent.__table__.insert(), chunk)
+        session.execute(insert(AuditEvent), chunk)
 
 
 def _public(stored: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,9 +12,13 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from sds_registry.domain.interactions import PROVIDER_DEFAULT
+from sds_registry.domain.interactions import PROVIDER_DEFAULT, lookup
+from sds_registry.errors import Conflict
+from sds_registry.models import Organisation
+from sds_registry.services import sync
 from sds_registry.services.organisations import create_organisation
 from sds_registry.services.registration import register_consumer, register_provider
 from sds_registry.services.writes import CLI_ACTOR, Actor
@@ -115,3 +119,48 @@ def create_practice(session: Session, n: int, actor: Actor = CLI_ACTOR) -> Synth
         register_consumer(session, records.consumer, actor, rng=rng)
     provider = records.provider
     return SyntheticPractice(provider["ods_code"], provider["asid"], provider["party_key"])
+
+
+_PRODUCT = ("manufacturer_org", "product_name", "product_version", "product_key", "description")
+
+
+def practice_desired(n: int) -> list[sync.Desired]:
+    """Practice ``n`` as the records ``create_practice`` stores (organisation, provider AS, one MHS per
+    interaction, consumer AS), for ``services.sync``: what register_provider/register_consumer would build
+    from ``practice_records(n)``, with every identifier given (so nothing is drawn at random)."""
+    records = practice_records(n)
+    where = f"practice {n}"
+    out = [sync.Desired("organisation", records.organisation, where)]
+    p = records.provider
+    ods, interactions = p["ods_code"], list(PROVIDER_DEFAULT)
+    product = {k: p[k] for k in _PRODUCT if p.get(k) is not None}
+    out.append(sync.Desired("accredited_system", {"asid": p["asid"], "ods_code": ods, "party_key": p["party_key"],
+                                                  "interactions": interactions, **product}, where))
+    root = f"https://{p['fqdn']}/{ods}/STU3/1"
+    for interaction in interactions:
+        entry = lookup(interaction)
+        assert entry is not None
+        out.append(sync.Desired("message_handling_system", {
+            "ods_code": ods, "party_key": p["party_key"], "interaction_id": interaction,
+            "endpoints": [f"{root}/{entry.routing_segment}" if entry.routing_segment else root],
+            **{k: v for k, v in product.items() if k != "description"}, "cpa_id": p["cpa_ids"][interaction],
+        }, where))
+    if records.consumer is not None:
+        out.append(sync.Desired("accredited_system", records.consumer, where))
+    return out
+
+
+def seed_practices(session: Session, numbers: list[int], actor: Actor = CLI_ACTOR) -> int:
+    """Add the practices of ``numbers`` whose organisation is not stored yet, in bulk (one plan, records
+    inserted together, one ``import`` audit event). Returns how many were added. Never commits."""
+    codes = {practice_ods(n): n for n in numbers}
+    present = set(session.scalars(select(Organisation.ods_code).where(Organisation.ods_code.in_(list(codes)))))
+    desired = [d for code, n in codes.items() if code not in present for d in practice_desired(n)]
+    if not desired:
+        return 0
+    plan = sync.build_plan(session, desired, mode="create")
+    if not plan.ok:
+        raise Conflict("synthetic practices clash with stored records: "
+                           + "; ".join(f"{p.where}: {', '.join(p.reasons)}" for p in plan.rejected[:5]))
+    sync.apply_plan(session, plan, actor, audit="summary", source="sds seed --synthetic")
+    return len(codes) - len(present)

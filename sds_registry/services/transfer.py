@@ -1,33 +1,41 @@
 """JSON import/export of the whole directory (also the seed format). Takes a Session; never commits.
 
-Format: one object with optional lists ``organisations``, ``providers`` (register_provider inputs),
-``consumers`` (register_consumer inputs), ``accredited_systems``, ``message_handling_systems`` and
-``data_sharing_agreements``. Every record goes through the registry services, so through the same
-validation as the API. The caller commits only when the report has no rejections: all or nothing.
+Format: one object with optional lists ``organisations``, ``accredited_systems``, ``message_handling_systems``,
+``data_sharing_agreements`` (what ``sds export`` writes: every stored field, plus ``flags`` for records a
+lenient import let through), and ``providers`` / ``consumers`` (register_provider / register_consumer
+inputs, which generate identifiers: create mode only). Every record is validated with the registry's rules.
+
+Import modes (``services.sync``): ``create`` (default; a record already stored is rejected), ``upsert``,
+``sync``. ``create`` streams: the file is read item by item (``json_stream``) and stored CHUNK records at a
+time, with one ``import`` audit event; ``upsert``/``sync`` hold the file's records and audit each change. A
+record carrying ``flags`` was stored leniently: it re-imports only with ``lenient`` (and keeps its flags).
+The caller commits only when the report has no rejections: all or nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from sds_registry.errors import InvalidIdentifier, RegistryError
-from sds_registry.models import AccreditedSystem, DataSharingAgreement, MessageHandlingSystem, Organisation
-from sds_registry.services import records
-from sds_registry.services.accredited_systems import create_accredited_system
-from sds_registry.services.agreements import create_agreement
-from sds_registry.services.mhs import create_mhs
-from sds_registry.services.organisations import create_organisation
+from sds_registry.models import AuditEvent, DataSharingAgreement
+from sds_registry.services import bulk, json_stream, sync
 from sds_registry.services.registration import register_consumer, register_provider
 from sds_registry.services.writes import CLI_ACTOR, Actor
 
+RECORD_SECTIONS = {"organisations": "organisation", "accredited_systems": "accredited_system",
+                   "message_handling_systems": "message_handling_system",
+                   "data_sharing_agreements": sync.AGREEMENT}
+SECTION_OF_KIND = {v: k for k, v in RECORD_SECTIONS.items()}
 SECTIONS = ("organisations", "providers", "consumers", "accredited_systems", "message_handling_systems",
             "data_sharing_agreements")
-_META = ("version", "created_at", "updated_at", "flags")
+_META = ("version", "created_at", "updated_at", "id")
+CHUNK = 10000
 
 
 @dataclass
@@ -36,115 +44,251 @@ class Rejection:
     index: int
     key: str
     reasons: list[str]
+    line: int = 0
+
+    def text(self) -> str:
+        where = f"{self.section}[{self.index}]" if self.index >= 0 else self.section
+        if self.line:
+            where += f" (line {self.line})"
+        return f"REJECTED {where} {self.key}: " + "; ".join(self.reasons)
 
 
 @dataclass
 class ImportReport:
+    """Counts per section; ``lines()`` says "created" only when the import is ``ok`` (and so stored)."""
+
+    mode: str = "create"
     created: dict[str, int] = field(default_factory=dict)
-    skipped: dict[str, int] = field(default_factory=dict)
+    updated: dict[str, int] = field(default_factory=dict)
+    deleted: dict[str, int] = field(default_factory=dict)
+    unchanged: dict[str, int] = field(default_factory=dict)
+    skipped: dict[str, int] = field(default_factory=dict)  # already present (seed: skip_existing)
     rejected: list[Rejection] = field(default_factory=list)
+    flagged: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.rejected
 
+    def count(self, section: str, what: str, n: int = 1) -> None:
+        target = getattr(self, what)
+        target[section] = target.get(section, 0) + n
+
+    def add(self, counts: Mapping[str, Mapping[str, int]]) -> None:
+        for kind, c in counts.items():
+            for what in ("created", "updated", "deleted", "unchanged"):
+                if c.get(what):
+                    self.count(SECTION_OF_KIND[kind], what, c[what])
+
     def lines(self) -> list[str]:
-        out = [f"{s}: {self.created.get(s, 0)} created, {self.skipped.get(s, 0)} already present"
-               for s in SECTIONS if s in self.created or s in self.skipped]
-        for r in self.rejected:
-            out.append(f"REJECTED {r.section}[{r.index}] {r.key}: " + "; ".join(r.reasons))
+        out = []
+        for s in SECTIONS:
+            c, u, d, n, k = (t.get(s, 0) for t in (self.created, self.updated, self.deleted, self.unchanged,
+                                                    self.skipped))
+            if not (c or u or d or n or k or s in self.created):
+                continue
+            if not self.ok:
+                out.append(f"{s}: would have created {c}, updated {u}, deleted {d} (nothing stored)")
+            elif self.mode == "create":
+                out.append(f"{s}: {c} created, {k} already present")
+            else:
+                out.append(f"{s}: {c} created, {u} updated, {d} deleted, {n} unchanged")
+        if self.flagged:
+            out.append(f"lenient: {self.flagged} record(s) stored with flags (values breaking our rules)" if self.ok
+                       else f"lenient: {self.flagged} record(s) would have been stored with flags (nothing stored)")
+        out += [r.text() for r in self.rejected]
         return out
 
 
-def _exists(session: Session, section: str, item: Mapping[str, Any]) -> bool:
-    if section == "organisations":
-        return session.scalar(select(Organisation.id).where(Organisation.ods_code == item.get("ods_code"))) is not None
-    if section in ("providers", "consumers", "accredited_systems"):
-        asid = item.get("asid")
-        return bool(asid) and session.scalar(
-            select(AccreditedSystem.id).where(AccreditedSystem.asid == asid)) is not None
-    if section == "message_handling_systems":
-        key = item.get("unique_identifier") or item.get("cpa_id")
-        return bool(key) and session.scalar(select(MessageHandlingSystem.id).where(
-            func.lower(MessageHandlingSystem.unique_identifier) == str(key).lower())) is not None
-    if section == "data_sharing_agreements":
-        return session.scalar(select(DataSharingAgreement.id).where(
-            DataSharingAgreement.consumer_ods == item.get("consumer_ods"),
-            DataSharingAgreement.provider_ods == item.get("provider_ods"))) is not None
-    return False
-
-
-def _key(section: str, item: Mapping[str, Any]) -> str:
+def _key(item: Mapping[str, Any]) -> str:
     for name in ("asid", "unique_identifier", "cpa_id", "ods_code"):
         if item.get(name):
             return f"{name}={item[name]}"
-    if section == "data_sharing_agreements":
+    if "consumer_ods" in item or "provider_ods" in item:
         return f"{item.get('consumer_ods')}->{item.get('provider_ods')}"
-    return "?"
+    return "-"
 
 
-def import_directory(session: Session, data: Any, actor: Actor = CLI_ACTOR, *, lenient: bool = False,
-                     skip_existing: bool = False) -> ImportReport:
-    """Load every record in ``data``; reject (and report) each one that breaks a rule. Never commits."""
-    report = ImportReport()
-    if not isinstance(data, dict):
-        report.rejected.append(Rejection("$", 0, "-", ["the file must hold a JSON object"]))
+def _items(source: Mapping[str, Any] | IO[str]) -> Iterator[tuple[str, int, int, Any]]:
+    if isinstance(source, Mapping):
+        for section, value in source.items():
+            if isinstance(value, list):
+                yield from ((section, i, 0, item) for i, item in enumerate(value))
+            else:
+                yield section, -1, 0, value
+    else:
+        yield from json_stream.items(source)
+
+
+def import_directory(session: Session, source: Any, actor: Actor = CLI_ACTOR, *, lenient: bool = False,
+                     skip_existing: bool = False, mode: sync.Mode = "create",
+                     progress: Callable[[int], None] | None = None) -> ImportReport:
+    """Load every record of ``source`` (a parsed document, or a text stream read incrementally).
+
+    ``skip_existing`` (the seed): records already stored are left as they are, not rejected."""
+    report = ImportReport(mode="create" if skip_existing else mode)
+    if not (isinstance(source, Mapping) or hasattr(source, "read")):
+        report.rejected.append(Rejection("$", -1, "-", ["the file must hold a JSON object"]))
         return report
-    for name in data:
-        if name not in SECTIONS:
-            report.rejected.append(Rejection(str(name), 0, "-", [f"unknown section; expected one of {SECTIONS}"]))
-    creators: dict[str, Callable[[Mapping[str, Any]], object]] = {
-        "organisations": lambda d: create_organisation(session, d, actor),
-        "providers": lambda d: register_provider(session, d, actor),
-        "consumers": lambda d: register_consumer(session, d, actor),
-        "accredited_systems": lambda d: create_accredited_system(session, d, actor, lenient=lenient),
-        "message_handling_systems": lambda d: create_mhs(session, d, actor, lenient=lenient),
-        "data_sharing_agreements": lambda d: create_agreement(session, d, actor),
-    }
-    for section in SECTIONS:
-        items = data.get(section) or []
-        if not isinstance(items, list):
-            report.rejected.append(Rejection(section, 0, "-", ["must be a list"]))
-            continue
-        for index, item in enumerate(items):
+    plan_mode: sync.Mode = "upsert" if skip_existing else mode
+    seen: dict[tuple[str, str], str] = {}
+    where: dict[str, tuple[str, int, str, int]] = {}
+    desired: list[sync.Desired] = []
+    registrations: list[tuple[str, int, int, dict[str, Any]]] = []
+
+    def settle(final: bool) -> None:
+        plan = sync.build_plan(session, desired, mode=plan_mode, lenient=lenient,
+                               seen=seen if plan_mode == "create" else None)
+        for p in plan.rejected:
+            section, index, key, line = where[p.where]
+            report.rejected.append(Rejection(section, index, key, p.reasons, line))
+        if skip_existing:
+            for r, _ in plan.updates:
+                report.count(SECTION_OF_KIND[r.kind.name], "skipped")
+            for kind, n in plan.unchanged.items():
+                report.count(SECTION_OF_KIND[kind], "skipped", n)
+            plan.updates, plan.unchanged = [], {}
+            plan.agreements = [a for a in plan.agreements if a[0] == "create"]
+        report.add(plan.counts())
+        report.flagged += sum(bool(r.flags) for r in plan.creates) + sum(bool(r.flags) for r, _ in plan.updates)
+        if report.ok:
+            sync.apply_plan(session, plan, actor, audit="none" if plan_mode == "create" or skip_existing
+                            else "record")
+        desired.clear()
+        where.clear()
+
+    try:
+        for section, index, line, item in _items(source):
+            if progress:
+                progress(1)
+            label = f"{section}[{index}]"
+            if section not in SECTIONS:
+                report.rejected.append(Rejection(section, -1, "-", [f"unknown section; expected one of {SECTIONS}"],
+                                                 line))
+                continue
+            if index < 0:
+                report.rejected.append(Rejection(section, -1, "-", ["must be a list"], line))
+                continue
             if not isinstance(item, dict):
-                report.rejected.append(Rejection(section, index, "-", ["must be an object"]))
+                report.rejected.append(Rejection(section, index, "-", ["must be an object"], line))
                 continue
             clean = {k: v for k, v in item.items() if k not in _META}
-            if skip_existing and _exists(session, section, clean):
-                report.skipped[section] = report.skipped.get(section, 0) + 1
+            if section in ("providers", "consumers"):
+                if plan_mode != "create" and not skip_existing:
+                    report.rejected.append(Rejection(section, index, _key(clean), [
+                        f"{section} are registration requests (they generate identifiers): --mode {mode} compares "
+                        "stored records; give accredited_systems and message_handling_systems (sds export writes "
+                        "them)"], line))
+                else:
+                    registrations.append((section, index, line, clean))
                 continue
-            try:
-                with session.begin_nested():
-                    creators[section](clean)
-            except InvalidIdentifier as exc:
-                reasons = [f"{i.field}: {i.message} (rule: {i.rule})" for i in exc.issues]
-                report.rejected.append(Rejection(section, index, _key(section, clean), reasons))
+            flags = clean.pop("flags", None) or []
+            if flags and not lenient:
+                report.rejected.append(Rejection(section, index, _key(clean), [
+                    f"flags: this record was stored leniently ({', '.join(map(str, flags))}); import with --lenient "
+                    "to keep it (rule: lenient-flags)"], line))
                 continue
-            except RegistryError as exc:
-                report.rejected.append(Rejection(section, index, _key(section, clean), [str(exc)]))
-                continue
-            report.created[section] = report.created.get(section, 0) + 1
+            where[label] = (section, index, _key(clean), line)
+            desired.append(sync.Desired(RECORD_SECTIONS[section], clean, label, tuple(map(str, flags))))
+            if plan_mode == "create" and len(desired) >= CHUNK:
+                settle(False)
+    except json_stream.JsonFormatError as exc:
+        report.rejected.append(Rejection("$", -1, "-", [f"not JSON: {exc}"]))
+        return report
+    settle(True)
+    for section, index, line, data in registrations:
+        _register(session, report, section, index, line, data, actor, skip_existing)
+    if report.ok and (plan_mode == "create" or skip_existing) and (report.created or report.flagged):
+        session.add(AuditEvent(actor=actor.name, action="import", record_type="directory",
+                               record_key=getattr(source, "name", "json")[-255:],
+                               after=json.dumps({"created": report.created, "lenient": lenient}, sort_keys=True)))
+        session.flush()
     return report
 
 
+def _register(session: Session, report: ImportReport, section: str, index: int, line: int,
+              data: dict[str, Any], actor: Actor, skip_existing: bool) -> None:
+    asid = data.get("asid")
+    if skip_existing and asid and session.scalar(select(bulk.AS.table.c.id).where(bulk.AS.table.c.asid == asid)):
+        report.count(section, "skipped")
+        return
+    register = register_provider if section == "providers" else register_consumer
+    try:
+        with session.begin_nested():
+            register(session, data, actor)
+    except InvalidIdentifier as exc:
+        report.rejected.append(Rejection(section, index, _key(data), [
+            f"{i.field}: {i.message} (rule: {i.rule})" for i in exc.issues], line))
+        return
+    except RegistryError as exc:
+        report.rejected.append(Rejection(section, index, _key(data), [str(exc)], line))
+        return
+    report.count(section, "created")
+
+
+def _public(stored: Mapping[str, Any]) -> dict[str, Any]:
+    out = {k: v for k, v in stored.items() if k not in _META and v not in (None, [])}
+    if not out.get("flags"):
+        out.pop("flags", None)
+    return out
+
+
+def export_records(session: Session) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(section, record) for everything, section by section in key-independent id order, CHUNK rows at a time
+    (keyset on id): memory holds one chunk however big the directory is."""
+    for kind in (bulk.ORG, bulk.AS, bulk.MHS):
+        table = kind.table
+        last = 0
+        while True:
+            ids = list(session.scalars(select(table.c.id).where(table.c.id > last).order_by(table.c.id)
+                                       .limit(CHUNK)))
+            if not ids:
+                break
+            for row in bulk.stored(session, kind, table.c.id.between(ids[0], ids[-1])):
+                yield SECTION_OF_KIND[kind.name], _public(row)
+            last = ids[-1]
+    yield from export_agreements(session)
+
+
+def export_agreements(session: Session) -> Iterator[tuple[str, dict[str, Any]]]:
+    """("data_sharing_agreements", record) for every agreement (what an LDIF export's side file holds)."""
+    agreements = DataSharingAgreement.__table__
+    for a in session.execute(select(agreements).order_by(agreements.c.consumer_ods, agreements.c.provider_ods)):
+        record = {"consumer_ods": a.consumer_ods, "provider_ods": a.provider_ods}
+        if a.description is not None:
+            record["description"] = a.description
+        yield "data_sharing_agreements", record
+
+
+def count_records(session: Session) -> int:
+    """How many records an export writes (for a progress bar)."""
+    from sqlalchemy import func
+
+    return sum(int(session.scalar(select(func.count()).select_from(t)) or 0)
+               for t in (bulk.ORG.table, bulk.AS.table, bulk.MHS.table, DataSharingAgreement.__table__))
+
+
+def write_json(records: Iterable[tuple[str, dict[str, Any]]], stream: IO[str]) -> int:
+    """The import format, one record per line, written as ``records`` come (nothing held). Returns the count."""
+    count = 0
+    current: str | None = None
+    stream.write("{")
+    for section, record in records:
+        if section != current:
+            stream.write("\n ]," if current is not None else "")
+            stream.write(f"\n {json.dumps(section)}: [\n  ")
+            current = section
+        else:
+            stream.write(",\n  ")
+        stream.write(json.dumps(record, ensure_ascii=False, sort_keys=False))
+        count += 1
+    stream.write("\n ]\n}\n" if current is not None else "}\n")
+    return count
+
+
 def export_directory(session: Session) -> dict[str, Any]:
-    """Everything, in the import format (records as stored; lenient flags dropped)."""
-
-    def strip(d: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in d.items() if k not in _META and v not in (None, [])}
-
-    return {
-        "organisations": [strip(records.organisation_dict(r))
-                          for r in session.scalars(select(Organisation).order_by(Organisation.ods_code))],
-        "accredited_systems": [strip(records.accredited_system_dict(r)) for r in
-                               session.scalars(select(AccreditedSystem).order_by(AccreditedSystem.asid))],
-        "message_handling_systems": [strip(records.mhs_dict(r)) for r in session.scalars(
-            select(MessageHandlingSystem).order_by(MessageHandlingSystem.unique_identifier))],
-        "data_sharing_agreements": [
-            {k: v for k, v in records.agreement_dict(r).items() if k in ("consumer_ods", "provider_ods", "description")
-             and v is not None}
-            for r in session.scalars(select(DataSharingAgreement).order_by(
-                DataSharingAgreement.consumer_ods, DataSharingAgreement.provider_ods))
-        ],
-    }
+    """Everything, in the import format, as one document (small directories and tests; the CLI streams)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    for section, record in export_records(session):
+        out.setdefault(section, []).append(record)
+    return out

@@ -130,6 +130,33 @@ def test_records_already_in_the_registry_are_rejected(db: Engine) -> None:
         ] or len(report.rejected) == 2
 
 
+def test_errors_name_the_line_attribute_and_dn(db: Engine) -> None:
+    text = HEAD + as_entry("012345678901") + "\n" + mhs("ffff6666", GOOD + "/") + "\n" + mhs(
+        "gggg7777", GOOD, ods="A12346", extra="nhsProductName:: not*base64")
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO(text))
+        s.rollback()
+    rejected = {r.dn: r for r in report.rejected}
+    slash = rejected["uniqueIdentifier=ffff6666,ou=Services,o=nhs"]
+    assert slash.line == 15 and "nhsMHSEndPoint (endpoints[0]) line 22:" in slash.reasons[0]
+    assert slash.text().startswith("REJECTED line 15 uniqueIdentifier=ffff6666,ou=Services,o=nhs: ")
+    bad = rejected["uniqueIdentifier=gggg7777,ou=Services,o=nhs"]  # the DN survives a bad base64 value
+    assert bad.line == 26 and "nhsProductName (line 35): not a base64 UTF-8 value" in bad.reasons[0]
+    assert "(rule: base64)" in bad.reasons[0]
+    lines = report.lines()
+    assert "nhsAs: would have created 1, updated 0, deleted 0 (nothing stored)" in lines
+    assert not any(" created," in line for line in lines)
+
+
+def test_lenient_says_stored_with_flags_only_when_stored(db: Engine) -> None:
+    text = mhs("hhhh8888", GOOD + "/") + "\n" + as_entry("012345678901") + "\n" + as_entry("012345678901")
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO(text), lenient=True)
+        s.rollback()
+    assert not report.ok and report.flagged == 1
+    assert "lenient: 1 record(s) would have been stored with flags (nothing stored)" in report.lines()
+
+
 def _export(db: Engine) -> str:
     out = io.StringIO()
     with make_sessionmaker(db)() as s:
@@ -192,9 +219,9 @@ def test_lenient_keeps_records_with_attributes_we_do_not_hold(db: Engine) -> Non
 
 
 def test_chunks_interaction_case_and_duplicates_across_chunks(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    from sds_registry.ldap import ldif
+    from sds_registry.ldap import ldif_import
 
-    monkeypatch.setattr(ldif, "CHUNK", 2)
+    monkeypatch.setattr(ldif_import, "CHUNK", 2)
     entries = [
         mhs("aa01", GOOD, ia="urn:nhs:names:services:psis:MCCI_IN010000UK13"),
         mhs("aa02", GOOD, ia="urn:nhs:names:services:psis:mcci_in010000uk13"),  # case-exact ids: no clash

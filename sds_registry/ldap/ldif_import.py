@@ -1,0 +1,97 @@
+"""LDIF import: validated records (ldif.py) stored through ``services.sync`` in mode create, upsert or sync.
+
+Records are stored exactly as the LDIF has them: unlike the write services no defaults are added, so every
+search answers as slapd does on the same file. ``create`` streams: records are checked and inserted
+CHUNK at a time (memory holds one chunk and the keys seen so far); after the first rejection nothing more is
+inserted, and the caller, seeing ``report.ok`` false, rolls back what was. Every entry is still checked, so
+the report lists them all. ``create`` records one ``import`` audit event; ``upsert`` and ``sync`` hold the
+file's records in memory (a record is deleted only when nothing in the file names it) and audit each
+record they create, update or delete. Data-sharing agreements, which LDIF cannot carry, come as
+``agreements`` (the JSON import's ``data_sharing_agreements`` list, from a side file). Takes a Session;
+never commits (the CLI commits when ``report.ok``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy.orm import Session
+
+from sds_registry.ldap.ldif import _validate
+from sds_registry.ldap.ldif_store import KIND_OF_CLASS, ImportReport, Pending, Rejection
+from sds_registry.models import AuditEvent
+from sds_registry.services import sync
+from sds_registry.services.writes import CLI_ACTOR, Actor
+
+CHUNK = 10000
+
+
+def _desired(p: Pending) -> sync.Desired:
+    return sync.Desired(KIND_OF_CLASS[p.cls.name], p.values, p.dn, tuple(p.flags), cleaned=True)
+
+
+def agreement_records(agreements: Iterable[Mapping[str, Any]], source: str) -> list[sync.Desired]:
+    return [sync.Desired(sync.AGREEMENT, a, f"{source} data_sharing_agreements[{i}]")
+            for i, a in enumerate(agreements)]
+
+
+def import_ldif(
+    session: Session, source: str | Path | IO[str], lenient: bool = False, actor: Actor = CLI_ACTOR, *,
+    mode: sync.Mode = "create", agreements: list[sync.Desired] | None = None,
+) -> ImportReport:
+    """Validate every nhsAs/nhsMhs/nhsOrg entry of ``source`` and store them (``mode``) only if none is rejected."""
+    report = ImportReport(mode=mode)
+    if isinstance(source, str | Path):
+        with open(source, encoding="utf-8") as stream:
+            _run(session, stream, report, lenient, mode, agreements or [], actor)
+        name = str(source)
+    else:
+        _run(session, source, report, lenient, mode, agreements or [], actor)
+        name = getattr(source, "name", "<stream>")
+    if report.ok and mode == "create" and report.created:
+        session.add(AuditEvent(
+            actor=actor.name, action="import", record_type="ldif", record_key=name[-255:],
+            after=json.dumps({"created": report.created, "lenient": lenient, "flagged": report.flagged},
+                             sort_keys=True),
+        ))
+        session.flush()
+    return report
+
+
+def _run(session: Session, stream: IO[str], report: ImportReport, lenient: bool, mode: sync.Mode,
+         agreements: list[sync.Desired], actor: Actor) -> None:
+    lines: dict[str, int] = {}
+    if mode == "create":
+        seen: dict[tuple[str, str], str] = {}
+        chunk: list[Pending] = []
+        for p in _validate(stream, report, lenient):
+            chunk.append(p)
+            if len(chunk) >= CHUNK:
+                _settle(session, chunk, [], seen, report, lenient, actor)
+                chunk = []
+        _settle(session, chunk, agreements, seen, report, lenient, actor)
+        return
+    pending = list(_validate(stream, report, lenient))
+    lines = {p.dn: p.line for p in pending}
+    plan = sync.build_plan(session, [*map(_desired, pending), *agreements], mode=mode, lenient=lenient,
+                           defaults=False)
+    report.rejected += [Rejection(r.where, r.reasons, lines.get(r.where, 0)) for r in plan.rejected]
+    report.add(plan.counts())
+    report.flagged += sum(bool(r.flags) for r in plan.creates) + sum(bool(r.flags) for r, _ in plan.updates)
+    if report.ok:
+        sync.apply_plan(session, plan, actor, audit="record")
+
+
+def _settle(session: Session, chunk: list[Pending], agreements: list[sync.Desired],
+            seen: dict[tuple[str, str], str], report: ImportReport, lenient: bool, actor: Actor) -> None:
+    lines = {p.dn: p.line for p in chunk}
+    plan = sync.build_plan(session, [*map(_desired, chunk), *agreements], mode="create", lenient=lenient,
+                           defaults=False, seen=seen)
+    report.rejected += [Rejection(r.where, r.reasons, lines.get(r.where, 0)) for r in plan.rejected]
+    report.add(plan.counts())
+    report.flagged += sum(bool(p.flags) for p in chunk)
+    if report.ok and plan.ok:
+        sync.apply_plan(session, plan, actor, audit="none")
