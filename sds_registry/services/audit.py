@@ -11,6 +11,7 @@ bound; if the queue is full (``max_queued``), new decisions are counted in ``dro
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
 import queue
@@ -18,17 +19,19 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Select, func, insert, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from sds_registry.domain import formats
 from sds_registry.models import AuditEvent, SspDecision
 
 log = logging.getLogger("sds.ssp.audit")
 _LIMITS = {"trace_id": 64, "from_asid": 64, "to_asid": 64, "interaction_id": 255, "method": 10}
 _STOP = object()
+T = TypeVar("T")
 
 
 def decision_row(
@@ -196,12 +199,22 @@ def follow_decisions(
 ) -> Iterator[list[SspDecision]]:
     """Batches of decisions recorded from now on, one batch (maybe empty) per poll, each read in a Session of
     its own. ``wait()`` is called between polls (it sleeps, and returns True to stop)."""
+    return _follow(sessions, latest_decision_id, lambda s, after, top: decisions_between(s, after, top, asid=asid),
+                   wait)
+
+
+def _follow(
+    sessions: sessionmaker[Session], latest: Callable[[Session], int],
+    between: Callable[[Session, int, int], list[T]], wait: Callable[[], bool] | None,
+) -> Iterator[list[T]]:
+    """Rows appended from now on (by id): ``latest`` gives the newest id, ``between(s, after, up_to)`` the rows
+    with after < id <= up_to. One batch (maybe empty) per poll, each read in a Session of its own."""
     with sessions() as session:
-        last = latest_decision_id(session)
+        last = latest(session)
     while True:
         with sessions() as session:
-            top = latest_decision_id(session)
-            rows = decisions_between(session, last, top, asid=asid)
+            top = latest(session)
+            rows = between(session, last, top)
         yield rows
         last = max(last, top)
         if wait is not None and wait():
@@ -209,24 +222,94 @@ def follow_decisions(
 
 
 # ---- Reading the registry's write audit ----------------------------------------------------------------------
+# Events are read in id order (oldest first), paged by the ``after`` cursor, as the SSP decisions are.
+
+RECORD_TYPES = ("organisation", "accredited_system", "message_handling_system", "data_sharing_agreement",
+                "api_client", "ldif")
+RECORD_ALIASES = {"org": "organisation", "as": "accredited_system", "mhs": "message_handling_system",
+                  "agreement": "data_sharing_agreement", "client": "api_client"}
+#: The JSON members that name an organisation in a record's before/after (writes.add_audit dumps with
+#: json.dumps' default separators, so a member reads ``"ods_code": "A20047"``).
+_ODS_MEMBERS = ("ods_code", "consumer_ods", "provider_ods")
+_FILTERS = ("record_type", "record_key", "actor", "ods", "since", "until")
 
 
-def list_write_events(
-    session: Session, *, record_type: str | None = None, record_key: str | None = None, actor: str | None = None,
-    since: datetime | None = None, until: datetime | None = None, after: int | None = None, limit: int = 100,
-) -> list[AuditEvent]:
-    """Registry writes in id order (who, what, which record, the record before and after as JSON text)."""
-    query = select(AuditEvent).order_by(AuditEvent.id).limit(limit)
+def parse_record(value: str) -> tuple[str | None, str | None]:
+    """``TYPE``, ``TYPE:KEY`` or ``KEY`` -> (record type, record key). TYPE is one of RECORD_TYPES or an alias
+    (``as``, ``mhs``, ``org``, ``agreement``, ``client``); anything else is a key (keys may hold ``:``)."""
+    head, sep, rest = value.partition(":")
+    kind = RECORD_ALIASES.get(head, head)
+    if kind in RECORD_TYPES:
+        return kind, (rest or None) if sep else None
+    return None, value or None
+
+
+def _write_filters(
+    query: Select[AuditEvent], *, record_type: str | None, record_key: str | None, actor: str | None,
+    ods: str | None, since: datetime | None, until: datetime | None,
+) -> Select[AuditEvent]:
     if record_type is not None:
         query = query.where(AuditEvent.record_type == record_type)
     if record_key is not None:
         query = query.where(AuditEvent.record_key == record_key)
     if actor is not None:
         query = query.where(AuditEvent.actor == actor)
+    if ods is not None:
+        code = formats.ods_code(ods, "ods")
+        needles = [f'"{member}": "{code}"' for member in _ODS_MEMBERS]
+        query = query.where(or_(*(column.contains(needle, autoescape=True)
+                                  for column in (AuditEvent.before, AuditEvent.after) for needle in needles)))
     if since is not None:
         query = query.where(AuditEvent.at >= since)
     if until is not None:
         query = query.where(AuditEvent.at < until)
+    return query
+
+
+def list_write_events(
+    session: Session, *, record_type: str | None = None, record_key: str | None = None, actor: str | None = None,
+    ods: str | None = None, since: datetime | None = None, until: datetime | None = None, after: int | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    """Registry writes in id order from ``after`` (exclusive), at most ``limit`` (who, what, which record, the
+    record before and after as JSON text). ``ods``: events whose record, before or after, names that
+    organisation (``ods_code``, or either side of an agreement). ``since`` inclusive, ``until`` exclusive."""
+    query = _write_filters(select(AuditEvent).order_by(AuditEvent.id).limit(limit), record_type=record_type,
+                           record_key=record_key, actor=actor, ods=ods, since=since, until=until)
     if after is not None:
         query = query.where(AuditEvent.id > after)
     return list(session.scalars(query))
+
+
+def recent_write_events(session: Session, *, last: int = 20, **filters: Any) -> list[AuditEvent]:
+    """The ``last`` most recent matching writes, oldest first (filters as list_write_events)."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(last)
+    query = _write_filters(query, **{k: filters.get(k) for k in _FILTERS})
+    return list(reversed(session.scalars(query).all()))
+
+
+def latest_write_event_id(session: Session) -> int:
+    return session.scalar(select(func.max(AuditEvent.id))) or 0
+
+
+def follow_write_events(
+    sessions: sessionmaker[Session], *, wait: Callable[[], bool] | None = None, **filters: Any,
+) -> Iterator[list[AuditEvent]]:
+    """Batches of matching writes recorded from now on, as follow_decisions (filters as list_write_events;
+    ``since``/``until`` apply too)."""
+    def between(session: Session, after: int, up_to: int) -> list[AuditEvent]:
+        query = select(AuditEvent).where(AuditEvent.id > after, AuditEvent.id <= up_to).order_by(AuditEvent.id)
+        return list(session.scalars(_write_filters(query, **{k: filters.get(k) for k in _FILTERS})))
+
+    return _follow(sessions, latest_write_event_id, between, wait)
+
+
+def write_event_dict(row: AuditEvent) -> dict[str, Any]:
+    """One write event as /api/changes and ``sds changes --json`` show it (before/after as JSON values)."""
+    at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+    return {
+        "id": row.id, "at": at.isoformat().replace("+00:00", "Z"), "actor": row.actor, "action": row.action,
+        "record_type": row.record_type, "record_key": row.record_key,
+        "before": json.loads(row.before) if row.before else None,
+        "after": json.loads(row.after) if row.after else None,
+    }
