@@ -65,7 +65,8 @@ def follow_changes(settings: Settings, filters: dict[str, Any], *, as_json: bool
 
 @click.command()
 @click.option("--record", help="TYPE, TYPE:KEY or KEY (types: organisation|org, accredited_system|as, "
-                               "message_handling_system|mhs, data_sharing_agreement|agreement, api_client|client).")
+                               "message_handling_system|mhs, data_sharing_agreement|agreement, api_client|client, "
+                               "directory and ldif for whole-file imports).")
 @click.option("--ods", help="Only writes to records of this organisation (an agreement's either side).")
 @click.option("--actor", help="Only writes by this API client name ('cli' for the command line).")
 @click.option("--since", help="From this time on (ISO 8601, inclusive).")

@@ -225,7 +225,7 @@ def _follow(
 # Events are read in id order (oldest first), paged by the ``after`` cursor, as the SSP decisions are.
 
 RECORD_TYPES = ("organisation", "accredited_system", "message_handling_system", "data_sharing_agreement",
-                "api_client", "ldif")
+                "api_client", "directory", "ldif")  # the last two: whole-file imports (key: the file's name)
 RECORD_ALIASES = {"org": "organisation", "as": "accredited_system", "mhs": "message_handling_system",
                   "agreement": "data_sharing_agreement", "client": "api_client"}
 #: The JSON members that name an organisation in a record's before/after (writes.add_audit dumps with

@@ -185,3 +185,14 @@ def test_changes_follow_prints_new_writes(db: Engine, database_url: str) -> None
         thread.join(timeout=5)
     assert out.getvalue().splitlines()[0].endswith("cli create data_sharing_agreement:K81045->B82617")
     assert out.getvalue().count("\n") == 1
+
+
+def test_changes_knows_whole_file_imports(committed_session: Session, database_url: str) -> None:
+    committed_session.add_all([
+        AuditEvent(actor="cli", action="import", record_type="directory", record_key="dump.json"),
+        AuditEvent(actor="cli", action="import", record_type="ldif", record_key="sds.ldif"),
+    ])
+    committed_session.commit()
+    assert run(database_url, "changes", "--record", "directory").output.endswith("import directory:dump.json\n")
+    assert run(database_url, "changes", "--record", "dump.json").output.count("\n") == 1
+    assert run(database_url, "changes", "--record", "ldif:sds.ldif").output.endswith("import ldif:sds.ldif\n")
