@@ -240,6 +240,26 @@ def service_root_url(url: object, record_ods: str | None, field: str = "endpoint
     return url
 
 
+#: The provider routing segments (interactions.ROUTING_SEGMENTS), longest first: what /api/resolve's service root
+#: URLs end in, and what a one-call provider registration appends per capability.
+ROUTING_SEGMENTS = ("gpconnect/structured", "gpconnect/documents", "gpconnect")
+
+
+def split_routing_segment(url: str) -> tuple[str, str]:
+    """(practice service root, routing segment) of ``url``: a URL as /api/resolve returns it, ending in a provider
+    routing segment (``.../1/gpconnect/structured``), gives the root before the segment; otherwise (url, "").
+
+    Only a segment that follows the three root segments (ODS, FHIR version, major version) counts, compared
+    case-sensitively (the SSP compares endpoints as strings)."""
+    path = urlsplit(url).path
+    for segment in ROUTING_SEGMENTS:
+        if path.endswith("/" + segment) and url.endswith("/" + segment):
+            root_path = path[: -len(segment) - 1]
+            if len([s for s in root_path.split("/") if s]) == 3:
+                return url[: -len(segment) - 1], segment
+    return url, ""
+
+
 def host_of(url: str) -> str:
     """The host name of a URL (the FQDN an MHS record carries)."""
     return urlsplit(url).hostname or ""

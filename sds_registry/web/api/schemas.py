@@ -35,10 +35,11 @@ ProviderRegistrationSchema = _schema(
     "ProviderRegistrationSchema",
     ("ods_code", "fqdn", "fhir_version", "gpc_major_version", "service_root", "asid", "party_key", *_PRODUCT),
     ("interactions",),
-    extra={"cpa_ids": fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True)},
+    extra={"cpa_ids": fields.Dict(keys=fields.String(), values=fields.String(), allow_none=True),
+           "replace": fields.Boolean(truthy={True}, falsy={False})},
 )
 ConsumerRegistrationSchema = _schema(
-    "ConsumerRegistrationSchema", ("ods_code", "asid", "party_key", *_PRODUCT), ("interactions", "clients")
+    "ConsumerRegistrationSchema", ("ods_code", "asid", "party_key", "fqdn", *_PRODUCT), ("interactions", "clients")
 )
 
 # marshmallow's messages -> our rule codes.

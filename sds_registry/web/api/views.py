@@ -212,8 +212,12 @@ def register_provider() -> Response:
 @bp.post("/consumers")
 def register_consumer() -> Response:
     data = schemas.load(schemas.ConsumerRegistrationSchema, _body())
-    system = _write(lambda s, actor: registration.register_consumer(s, data, actor))
-    return _respond(records.accredited_system_dict(system), 201, version=system.version,
+    result = _write(lambda s, actor: registration.register_consumer_system(s, data, actor))
+    system = result.accredited_system
+    body = records.accredited_system_dict(system)
+    if result.message_handling_system is not None:  # registered with fqdn: the record the SSP's check 6 reads
+        body["message_handling_systems"] = [records.mhs_dict(result.message_handling_system)]
+    return _respond(body, 201, version=system.version,
                     location=url_for("api.accredited_systems_item", key=system.asid))
 
 
