@@ -1,7 +1,9 @@
 """The GP Connect cross-organisation audit JWT (reference §5.7): shape and claim rules. Pure: no Flask, no I/O.
 
 ``check_jwt`` returns None when the token is acceptable, or the refusal token naming the first broken rule
-(``INVALID_JWT_<RULE>``). Rules, in the order they are checked:
+(``INVALID_JWT_<RULE>``); ``explain_jwt`` also says which claim and which part of it is wrong (e.g.
+``requesting_practitioner.identifier[0].system: missing``), for the outcome's diagnostics. Rules, in the order
+they are checked:
 
 1. three base64url parts (no padding) with an **empty** signature: ``NOT_THREE_BASE64URL_PARTS_WITH_EMPTY_SIGNATURE``
 2. header and payload decode to JSON objects: ``NOT_JSON``
@@ -26,6 +28,7 @@ import binascii
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from jwt.utils import base64url_decode
@@ -71,34 +74,75 @@ def reasons_for(interaction: Interaction) -> frozenset[str]:
     return frozenset({"migration"}) if migrate else frozenset({"directcare"})
 
 
+@dataclass(frozen=True)
+class JwtRefusal:
+    """The first rule a token breaks: the SSP's token (``INVALID_JWT_<RULE>``) and what exactly is wrong."""
+
+    token: str
+    detail: str
+
+
 def check_jwt(
     token: str, *, interaction: Interaction, service_root_url: str, now: int, max_future_seconds: int
 ) -> str | None:
     """None when ``token`` passes every rule, else ``INVALID_JWT_<RULE>`` for the first rule it breaks."""
-    rule = _first_broken_rule(token, interaction, service_root_url, now, max_future_seconds)
-    return None if rule is None else PREFIX + rule
+    refusal = explain_jwt(token, interaction=interaction, service_root_url=service_root_url, now=now,
+                          max_future_seconds=max_future_seconds)
+    return None if refusal is None else refusal.token
+
+
+def explain_jwt(
+    token: str, *, interaction: Interaction, service_root_url: str, now: int, max_future_seconds: int
+) -> JwtRefusal | None:
+    """None when ``token`` passes every rule, else the first broken rule with the claim and part at fault."""
+    broken = _first_broken_rule(token, interaction, service_root_url, now, max_future_seconds)
+    return None if broken is None else JwtRefusal(PREFIX + broken[0], broken[1])
+
+
+#: (RULE, detail) of a broken rule.
+Broken = tuple[str, str]
+
+
+def _show(value: object) -> str:
+    """A claim value for a message: JSON, cut short."""
+    text = json.dumps(value) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _kind(value: object) -> str:
+    if value is None:
+        return "null"
+    return {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+            dict: "an object"}.get(type(value), type(value).__name__)
 
 
 def _first_broken_rule(
     token: str, interaction: Interaction, service_root_url: str, now: int, max_future_seconds: int
-) -> str | None:
+) -> Broken | None:
     if not _SHAPE.fullmatch(token):
-        return "NOT_THREE_BASE64URL_PARTS_WITH_EMPTY_SIGNATURE"
+        parts = token.split(".")
+        why = (f"{len(parts)} part(s)" if len(parts) != 3 else "the signature part is not empty" if parts[2]
+               else "a part is empty or has characters outside the base64url alphabet (padding '=' is not allowed)")
+        return "NOT_THREE_BASE64URL_PARTS_WITH_EMPTY_SIGNATURE", f"expected header.payload. (alg none): {why}"
     # Unsecured JWT (alg "none"): no signature to verify, and _SHAPE has already checked the base64url
     # alphabet, so pyjwt's decoding helper and json suffice. (jwt.decode(..., verify_signature=False) gives
     # the same answer but re-checks the alphabet character by character in Python: a quarter of the
     # SSP's CPU per request.)
     head, body, _ = token.split(".")
-    try:
-        header, claims = json.loads(base64url_decode(head)), json.loads(base64url_decode(body))
-    except (ValueError, binascii.Error):
-        return "NOT_JSON"
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        return "NOT_JSON"
+    decoded: list[object] = []
+    for part, text in (("header", head), ("payload", body)):
+        try:
+            decoded.append(json.loads(base64url_decode(text)))
+        except (ValueError, binascii.Error):
+            return "NOT_JSON", f"{part}: not base64url-encoded JSON"
+        if not isinstance(decoded[-1], dict):
+            return "NOT_JSON", f"{part}: {_kind(decoded[-1])}, expected a JSON object"
+    header, claims = decoded
+    assert isinstance(header, dict) and isinstance(claims, dict)
     if header.get("alg") != "none":
-        return "ALG_NOT_NONE"
+        return "ALG_NOT_NONE", f"header.alg: {_show(header.get('alg'))}, expected 'none'"
     if header.get("typ") != "JWT":
-        return "TYP_NOT_JWT"
+        return "TYP_NOT_JWT", f"header.typ: {_show(header.get('typ'))}, expected 'JWT'"
     return _claims_rule(claims, interaction, service_root_url, now, max_future_seconds)
 
 
@@ -108,43 +152,54 @@ def _is_int(value: object) -> bool:
 
 def _claims_rule(
     claims: Mapping[str, Any], interaction: Interaction, service_root_url: str, now: int, max_future_seconds: int
-) -> str | None:
+) -> Broken | None:
     for name in CLAIMS:
         if name not in claims or claims[name] is None:
-            return f"CLAIM_MISSING_{name}"
+            return f"CLAIM_MISSING_{name}", f"{name}: missing" if name not in claims else f"{name}: null"
     for name in _STRING_CLAIMS:
         if not isinstance(claims[name], str) or not claims[name].strip():
-            return f"CLAIM_INVALID_{name}"
+            what = "empty" if isinstance(claims[name], str) else _kind(claims[name])
+            return f"CLAIM_INVALID_{name}", f"{name}: {what}, expected a non-empty string"
     for name in ("exp", "iat"):
         if not _is_int(claims[name]):
-            return f"CLAIM_INVALID_{name}"
-    for name in _RESOURCE_CLAIMS:
-        if not isinstance(claims[name], dict):
-            return f"CLAIM_INVALID_{name}"
-    if claims["exp"] != claims["iat"] + LIFETIME_SECONDS:
-        return "EXP_NOT_IAT_PLUS_300"
-    if claims["exp"] < now:
-        return "EXPIRED"
-    if claims["iat"] > now + max_future_seconds:
-        return "IAT_IN_FUTURE"
-    if claims["reason_for_request"] not in reasons_for(interaction):
-        return "REASON_FOR_REQUEST_NOT_ALLOWED"
-    if not _scope_ok(claims["requested_scope"], interaction):
-        return "REQUESTED_SCOPE_INVALID_FOR_INTERACTION"
+            return f"CLAIM_INVALID_{name}", f"{name}: {_kind(claims[name])}, expected an integer (seconds since 1970)"
     for name, resource_type in _RESOURCE_CLAIMS.items():
-        if claims[name].get("resourceType") != resource_type:
-            return f"RESOURCE_TYPE_INVALID_{name}"
+        if not isinstance(claims[name], dict):
+            return (f"CLAIM_INVALID_{name}",
+                    f"{name}: {_kind(claims[name])}, expected an object (a FHIR {resource_type} resource)")
+    exp, iat = claims["exp"], claims["iat"]
+    if exp != iat + LIFETIME_SECONDS:
+        return "EXP_NOT_IAT_PLUS_300", f"exp: {exp}, expected iat + 300 = {iat + LIFETIME_SECONDS}"
+    if exp < now:
+        return "EXPIRED", f"exp: {exp}, {now - exp} s ago"
+    if iat > now + max_future_seconds:
+        return "IAT_IN_FUTURE", f"iat: {iat}, {iat - now} s ahead (at most {max_future_seconds} s allowed)"
+    reasons = reasons_for(interaction)
+    if claims["reason_for_request"] not in reasons:
+        return ("REASON_FOR_REQUEST_NOT_ALLOWED", f"reason_for_request: {_show(claims['reason_for_request'])}, "
+                f"expected {' or '.join(repr(r) for r in sorted(reasons))} for {interaction.id}")
+    if not _scope_ok(claims["requested_scope"], interaction):
+        return ("REQUESTED_SCOPE_INVALID_FOR_INTERACTION", f"requested_scope: {_show(claims['requested_scope'])}, "
+                f"expected {interaction.requested_scope!r} (optionally followed by ' conf/N' or ' conf/R') "
+                f"for {interaction.id}")
+    for name, resource_type in _RESOURCE_CLAIMS.items():
+        got = claims[name].get("resourceType")
+        if got != resource_type:
+            return f"RESOURCE_TYPE_INVALID_{name}", f"{name}.resourceType: {_show(got)}, expected {resource_type!r}"
     for name, check in (
-        ("requesting_device", _device_ok),
-        ("requesting_organization", _organization_ok),
-        ("requesting_practitioner", _practitioner_ok),
+        ("requesting_device", _device_problem),
+        ("requesting_organization", _organization_problem),
+        ("requesting_practitioner", _practitioner_problem),
     ):
-        if not check(claims[name]):
-            return f"CLAIM_INVALID_{name}"
+        problem = check(claims[name])
+        if problem is not None:
+            return f"CLAIM_INVALID_{name}", f"{name}.{problem}"
     if claims["sub"] != claims["requesting_practitioner"].get("id"):
-        return "SUB_NOT_PRACTITIONER_ID"
+        return ("SUB_NOT_PRACTITIONER_ID", f"sub: {_show(claims['sub'])}, expected requesting_practitioner.id "
+                f"{_show(claims['requesting_practitioner'].get('id'))}")
     if not _aud_ok(claims["aud"], interaction, service_root_url):
-        return "AUD_NOT_SERVICE_ROOT_URL"
+        return ("AUD_NOT_SERVICE_ROOT_URL",
+                f"aud: {_show(claims['aud'])}, expected the service root URL {service_root_url!r}")
     return None
 
 
@@ -162,42 +217,61 @@ def _aud_ok(aud: str, interaction: Interaction, service_root_url: str) -> bool:
     return interaction.capability == "html" and aud == DSTU2_AUD
 
 
-def _identifiers(resource: Mapping[str, Any]) -> list[Mapping[str, Any]] | None:
-    """The resource's identifiers when each has a non-empty string system and value, else None."""
-    items = resource.get("identifier")
-    if not isinstance(items, list) or not items:
-        return None
-    for item in items:
-        if not isinstance(item, dict):
-            return None
-        if not all(isinstance(item.get(k), str) and item[k].strip() for k in ("system", "value")):
-            return None
-    return items
-
-
 def _nonempty_str(value: object) -> bool:
     return isinstance(value, str) and bool(value.strip())
 
 
-def _device_ok(resource: Mapping[str, Any]) -> bool:
-    return _identifiers(resource) is not None and _nonempty_str(resource.get("model")) and _nonempty_str(
-        resource.get("version")
-    )
+def _string_problem(resource: Mapping[str, Any], path: str) -> str | None:
+    """``path: missing`` (or what it is instead) unless ``resource[path]`` is a non-empty string."""
+    value = resource.get(path)
+    if _nonempty_str(value):
+        return None
+    if path not in resource:
+        return f"{path}: missing"
+    return f"{path}: {'empty' if isinstance(value, str) else _kind(value)}, expected a non-empty string"
 
 
-def _organization_ok(resource: Mapping[str, Any]) -> bool:
-    identifiers = _identifiers(resource)
-    if identifiers is None or not _nonempty_str(resource.get("name")):
-        return False
-    return any(i["system"] in ODS_SYSTEMS for i in identifiers)
+def _identifiers_problem(resource: Mapping[str, Any]) -> str | None:
+    """What is wrong with the resource's identifiers: each needs a non-empty string system and value."""
+    items = resource.get("identifier")
+    if items is None:
+        return "identifier: missing"
+    if not isinstance(items, list) or not items:
+        return f"identifier: {'empty' if isinstance(items, list) else _kind(items)}, expected a non-empty array"
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            return f"identifier[{index}]: {_kind(item)}, expected an object"
+        for key in ("system", "value"):
+            problem = _string_problem(item, key)
+            if problem is not None:
+                return f"identifier[{index}].{problem}"
+    return None
 
 
-def _practitioner_ok(resource: Mapping[str, Any]) -> bool:
-    identifiers = _identifiers(resource)
-    if identifiers is None or not _nonempty_str(resource.get("id")):
-        return False
+def _device_problem(resource: Mapping[str, Any]) -> str | None:
+    return _identifiers_problem(resource) or _string_problem(resource, "model") or _string_problem(resource, "version")
+
+
+def _organization_problem(resource: Mapping[str, Any]) -> str | None:
+    problem = _identifiers_problem(resource) or _string_problem(resource, "name")
+    if problem is not None:
+        return problem
+    if not any(i["system"] in ODS_SYSTEMS for i in resource["identifier"]):
+        return f"identifier: none with the ODS code system {ODS_SYSTEMS[0]!r}"
+    return None
+
+
+def _practitioner_problem(resource: Mapping[str, Any]) -> str | None:
+    problem = _identifiers_problem(resource) or _string_problem(resource, "id")
+    if problem is not None:
+        return problem
     names = resource.get("name")
+    if names is None:
+        return "name: missing"
     if not isinstance(names, list) or not names or not all(isinstance(n, dict) for n in names):
-        return False
-    systems = {i["system"] for i in identifiers}
-    return bool(systems & set(SDS_USER_SYSTEMS)) and bool(systems & set(SDS_ROLE_SYSTEMS))
+        return f"name: {_kind(names)}, expected a non-empty array of HumanName objects"
+    systems = {i["system"] for i in resource["identifier"]}
+    for label, wanted in (("SDS user id", SDS_USER_SYSTEMS), ("SDS role profile id", SDS_ROLE_SYSTEMS)):
+        if not systems & set(wanted):
+            return f"identifier: none with the {label} system {wanted[0]!r}"
+    return None

@@ -22,7 +22,8 @@ then follows the path of the request (sender, receiver, target, agreement), then
  9. a data-sharing agreement covers sender org -> receiver
     org ("*" matches any organisation)                        403  FOT_CHECK_FAILED_MESSAGESENDER_<from>_
                                                                    MESSAGERECEIVER_<to>
-10. the audit JWT passes domain/audit_jwt.py's rules          400  INVALID_JWT_<RULE>
+10. the audit JWT passes domain/audit_jwt.py's rules          400  INVALID_JWT_<RULE> (diagnostics: the token,
+                                                                   then the claim and part at fault)
 
 Every query is a probe of a named index (accredited_systems.asid, ix_as_interactions_*,
 ix_message_handling_systems_interaction_id_party_key_lower / _party_key_lower, the agreements' unique pair).
@@ -93,14 +94,16 @@ class Decision:
     #: The registered endpoint and CPA id the target matched (set when allowed).
     endpoint: str | None = None
     cpa_id: str | None = None
+    #: What exactly is wrong (JWT refusals: the claim and part), added to the outcome's diagnostics after the token.
+    detail: str | None = None
 
     @property
     def allowed(self) -> bool:
         return self.outcome == ALLOWED
 
 
-def refuse(status: int, issue_code: str, token: str, shape: str = "ssp") -> Decision:
-    return Decision(outcome=token, status=status, issue_code=issue_code, shape=shape)
+def refuse(status: int, issue_code: str, token: str, shape: str = "ssp", detail: str | None = None) -> Decision:
+    return Decision(outcome=token, status=status, issue_code=issue_code, shape=shape, detail=detail)
 
 
 def outcome_dict(decision: Decision, outcome_id: str | None = None) -> dict[str, Any]:
@@ -118,7 +121,7 @@ def outcome_dict(decision: Decision, outcome_id: str | None = None) -> dict[str,
             "code": decision.issue_code,
             "severity": "error",
             "details": {"coding": [{"code": str(decision.status), "display": decision.outcome, "system": SSP_SYSTEM}]},
-            "diagnostics": decision.outcome,
+            "diagnostics": f"{decision.outcome}: {decision.detail}" if decision.detail else decision.outcome,
         }],
     }
 
@@ -278,12 +281,12 @@ def judge(
     if not matched.agreed:
         return refuse(403, "forbidden",
                       f"FOT_CHECK_FAILED_MESSAGESENDER_{checked.from_asid}_MESSAGERECEIVER_{checked.to_asid}")
-    broken = auth.check_jwt(
+    broken = auth.explain_jwt(
         checked.token, interaction=checked.interaction, service_root_url=matched.url,
         now=now, max_future_seconds=jwt_max_future_seconds,
     )
     if broken is not None:
-        return refuse(400, "invalid", broken)
+        return refuse(400, "invalid", broken.token, detail=broken.detail)
     return Decision(outcome=ALLOWED, endpoint=matched.url, cpa_id=matched.cpa_id)
 
 

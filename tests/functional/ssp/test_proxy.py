@@ -63,6 +63,9 @@ def _assert_refusal(response: httpx.Response, status: int, code: str, token: str
     assert response.headers["content-type"] == "application/fhir+json;charset=utf-8"
     body = response.json()
     assert GUID.fullmatch(body.pop("id"))
+    if token.startswith("INVALID_JWT_"):  # diagnostics: the token, then the claim and part at fault
+        assert body["issue"][0]["diagnostics"].startswith(token + ": ")
+        body["issue"][0]["diagnostics"] = token
     assert body == _ssp_json(status, code, token)
     assert list(json.loads(response.text)) == ["resourceType", "id", "issue"]
 
