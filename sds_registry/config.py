@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
@@ -114,7 +115,51 @@ def load_settings(
         bind = getattr(settings, bind_name)
         if bind:
             parse_bind(bind, f"{_ENV_PREFIX}{bind_name.upper()}")
+    level = settings.log_level.strip().upper()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"{_ENV_PREFIX}LOG_LEVEL: {settings.log_level!r} is not a log level; "
+                          f"use one of {', '.join(LOG_LEVELS)}")
+    settings = replace(settings, log_level=level)
+    _check_sqlite_folder(settings.database_url)
     return settings
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+#: Variables with the SDS_ prefix that are not settings: the test suite's own (documented in the README).
+_NOT_SETTINGS_PREFIX = "SDS_TEST_"
+
+
+def known_variables() -> list[str]:
+    return [_ENV_PREFIX + f.name.upper() for f in fields(Settings) if f.name != "extra"]
+
+
+def unknown_variable_warnings(environ: Mapping[str, str] | None = None) -> list[str]:
+    """One sentence per SDS_* variable that is no setting (a typo, most likely), naming the closest known one."""
+    env = os.environ if environ is None else environ
+    known = known_variables()
+    out = []
+    for name in sorted(env):
+        if not name.startswith(_ENV_PREFIX) or name in known or name.startswith(_NOT_SETTINGS_PREFIX):
+            continue
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        out.append(f"{name} is not a setting and is ignored{hint}")
+    return out
+
+
+def _check_sqlite_folder(url: str) -> None:
+    """A SQLite file URL must name an existing folder (a mistyped path would otherwise get a new, empty database
+    there); only the development default's ./instance/ is created when missing."""
+    if url == DEFAULT_DATABASE_URL or not url.startswith("sqlite"):
+        return
+    _, sep, path = url.partition(":///")
+    path = path.split("?", 1)[0]
+    if not sep or not path or path == ":memory:" or path.startswith("file:"):
+        return
+    folder = Path(path).parent
+    if not folder.is_dir():
+        raise ConfigError(f"{_ENV_PREFIX}DATABASE_URL: the folder {str(folder)!r} of the SQLite database does not "
+                          f"exist (create it, or correct the path in {url!r})")
 
 
 def parse_bind(bind: str, label: str = "bind") -> tuple[str, int]:

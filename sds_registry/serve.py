@@ -11,9 +11,12 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from sds_registry.config import Settings, parse_bind
+from sds_registry.errors import ConfigError
+from sds_registry.workers import check_address_free
 
 log = logging.getLogger("sds.serve")
 STOP_GRACE_SECONDS = 10.0
@@ -30,11 +33,80 @@ def enabled_facades(settings: Settings) -> list[str]:
     return out
 
 
+def bind_settings(settings: Settings) -> list[tuple[str, str]]:
+    """(address, variable) of every enabled listening address."""
+    pairs = [(settings.http_bind, "SDS_HTTP_BIND"), (settings.ldap_bind, "SDS_LDAP_BIND"),
+             (settings.ldaps_bind, "SDS_LDAPS_BIND"), (settings.ssp_bind, "SDS_SSP_BIND")]
+    return [(bind, name) for bind, name in pairs if bind]
+
+
+def startup_problem(settings: Settings) -> str | None:
+    """Why ``sds serve`` cannot start, in one line: an address another process already serves (checked before any
+    facade binds with SO_REUSEPORT, which would silently share it), or a database that is unreachable or not
+    migrated. None when it can."""
+    for bind, variable in bind_settings(settings):
+        try:
+            check_address_free(bind, variable)
+        except ConfigError as exc:
+            return str(exc)
+    return database_problem(settings.database_url)
+
+
+def database_problem(database_url: str) -> str | None:
+    """One line saying what to do when the database cannot be used: unreachable, missing, or not at the latest
+    migration (``run 'sds db upgrade'``). None when it is ready. Never creates a SQLite file."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+    from sds_registry.db import make_engine
+    from sds_registry.migrate import alembic_config
+
+    try:
+        url = make_url(database_url)
+    except ArgumentError:
+        return f"SDS_DATABASE_URL: {database_url!r} is not a database URL"
+    shown = url.render_as_string(hide_password=True)
+    database = url.database
+    if url.get_backend_name() == "sqlite" and database and database != ":memory:" and not database.startswith("file:"):
+        if not Path(database).is_file():
+            return f"the database {shown} does not exist yet: run 'sds db upgrade' (or check SDS_DATABASE_URL)"
+    connect_args = {"connect_timeout": 5} if url.get_backend_name() == "postgresql" else {}
+    try:
+        engine = make_engine(database_url, **({"connect_args": connect_args} if connect_args else {}))
+    except (ArgumentError, ImportError) as exc:
+        return f"SDS_DATABASE_URL: cannot use {shown}: {exc}"
+    try:
+        with engine.connect() as conn:
+            current = set(MigrationContext.configure(conn).get_current_heads())
+    except SQLAlchemyError as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        return f"cannot reach the database {shown}: {reason} (check SDS_DATABASE_URL and that the server runs)"
+    finally:
+        engine.dispose()
+    script = ScriptDirectory.from_config(alembic_config())
+    heads = set(script.get_heads())
+    if current == heads:
+        return None
+    if not current:
+        return f"the database {shown} is not migrated: run 'sds db upgrade'"
+    known = {rev.revision for rev in script.walk_revisions()}
+    if current - known:
+        return (f"the database {shown} is at revision {', '.join(sorted(current - known))}, newer than this "
+                f"sds-registry knows: upgrade sds-registry")
+    return f"the database {shown} is not at the latest migration: run 'sds db upgrade'"
+
+
 def supervise(settings: Settings) -> int:
     facades = enabled_facades(settings)
     if not facades:
         log.error("every facade is off (SDS_HTTP_BIND, SDS_LDAP_BIND, SDS_LDAPS_BIND and SDS_SSP_BIND are empty)")
         return 2
+    problem = startup_problem(settings)
+    if problem is not None:
+        sys.stderr.write(f"Error: {problem}\n")
+        return 1
     stopping = False
 
     def stop(signum: int, _frame: Any) -> None:
@@ -96,6 +168,16 @@ def run_http(settings: Settings) -> None:
 
 
 def run_facade(name: str, settings: Settings) -> None:
+    """Run one facade in this process; a ConfigError (a port taken meanwhile, a bad certificate) ends it with
+    one line and status 1, not a traceback."""
+    try:
+        _run_facade(name, settings)
+    except ConfigError as exc:
+        sys.stderr.write(f"Error: {exc}\n")
+        raise SystemExit(1) from None
+
+
+def _run_facade(name: str, settings: Settings) -> None:
     if name == "http":
         run_http(settings)
     elif name == "ldap":

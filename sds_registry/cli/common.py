@@ -4,6 +4,7 @@ reading JSON files and finishing an all-or-nothing import. No commands here."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,21 +13,36 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session, sessionmaker
 
-from sds_registry.config import Settings, load_settings
+from sds_registry.config import Settings, load_settings, unknown_variable_warnings
 from sds_registry.db import make_engine, make_sessionmaker
 from sds_registry.errors import RegistryError
 
+log = logging.getLogger("sds.config")
+
 
 def settings_or_exit() -> Settings:
+    """The settings, or a one-line usage error naming the variable; warns once about unknown SDS_* variables (not
+    again in the facade processes ``sds serve`` starts)."""
     try:
-        return load_settings()
+        settings = load_settings()
     except RegistryError as exc:
         raise click.ClickException(str(exc)) from None
+    context = click.get_current_context(silent=True)
+    if context is None or context.info_name != "serve-facade":
+        for warning in unknown_variable_warnings():
+            log.warning("%s", warning)
+    return settings
 
 
 @contextmanager
 def database(settings: Settings) -> Iterator[sessionmaker[Session]]:
-    """A sessionmaker for the configured database; the engine is disposed when the command ends."""
+    """A sessionmaker for the configured database, once it is reachable and migrated (else one line saying what to
+    do, and a non-zero exit); the engine is disposed when the command ends."""
+    from sds_registry.serve import database_problem
+
+    problem = database_problem(settings.database_url)
+    if problem is not None:
+        raise click.ClickException(problem)
     engine = make_engine(settings.database_url)
     try:
         yield make_sessionmaker(engine)
