@@ -23,15 +23,14 @@ log = logging.getLogger("sds.config")
 def settings_or_exit() -> Settings:
     """The settings, or a one-line usage error naming the variable; warns once about unknown SDS_* variables (not
     again in the facade processes ``sds serve`` starts)."""
-    try:
-        settings = load_settings()
-    except RegistryError as exc:
-        raise click.ClickException(str(exc)) from None
     context = click.get_current_context(silent=True)
     if context is None or context.info_name != "serve-facade":
-        for warning in unknown_variable_warnings():
+        for warning in unknown_variable_warnings():  # first: a typo may explain the error below
             log.warning("%s", warning)
-    return settings
+    try:
+        return load_settings()
+    except RegistryError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 @contextmanager
