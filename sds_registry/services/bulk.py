@@ -9,7 +9,7 @@ ou=Services) for a batch at once. Takes a Session; never commits.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,10 +79,13 @@ def chunks(values: list[Any], size: int = IN_CHUNK) -> Iterator[list[Any]]:
         yield values[i : i + size]
 
 
-def stored(session: Session, kind: Kind, where: Any) -> Iterator[dict[str, Any]]:
-    """Every stored field (plus ``id``, ``version``, ``flags`` as a list) of the rows ``where`` selects."""
+def stored(session: Session, kind: Kind, where: Any,
+           params: Mapping[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Every stored field (plus ``id``, ``version``, ``flags`` as a list) of the rows ``where`` selects
+    (``params``: values for bound parameters ``where`` leaves open)."""
     table = kind.table
-    rows = [dict(r) for r in session.execute(select(table).where(where).order_by(table.c.id)).mappings()]
+    query = select(table).where(where).order_by(table.c.id)
+    rows = [dict(r) for r in session.execute(query, dict(params) if params else None).mappings()]
     if not rows:
         return
     by_id = {r["id"]: r for r in rows}
