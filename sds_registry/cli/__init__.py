@@ -7,7 +7,7 @@ import logging
 
 import click
 
-from sds_registry.cli import admin, agreements, changes, data, db, serving
+from sds_registry.cli import admin, agreements, changes, data, db, mirror, serving
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,5 +19,5 @@ def main() -> None:
 
 
 for command in (db.db, data.seed, data.import_, data.export, data.resolve, admin.token, admin.audit,
-                agreements.agreements, changes.changes, serving.serve, serving.serve_facade):
+                agreements.agreements, changes.changes, mirror.mirror, serving.serve, serving.serve_facade):
     main.add_command(command)
