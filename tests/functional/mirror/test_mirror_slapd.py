@@ -192,4 +192,5 @@ def test_a_thousand_practices_round_trip(tmp_path: Path, db: Engine, database_ur
         again = run(database_url, url)
         took_again = time.monotonic() - started
         assert summary(again) == "0 created, 0 updated, 0 deleted"
-    print(f"\nmirror of {len(records)} entries: first run {took:.1f}s, re-run {took_again:.1f}s")
+    print(f"\nmirror of {len(records)} entries: first run {took:.1f}s ({first.stderr.strip().splitlines()[-1]}), "
+          f"re-run {took_again:.1f}s ({again.stderr.strip().splitlines()[-1]})")
