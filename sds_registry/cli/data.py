@@ -31,9 +31,14 @@ class _Counted:
         return text
 
     def __iter__(self) -> Iterator[str]:
+        pending = 0
         for line in self.stream:
-            self.update(len(line))
+            pending += len(line)
+            if pending >= 1 << 20:  # the bar is redrawn a MiB at a time, not a line at a time
+                self.update(pending)
+                pending = 0
             yield line
+        self.update(pending)
 
 
 @contextmanager
@@ -171,8 +176,9 @@ def export(fmt: str, output: Path | None, agreements_file: Path | None) -> None:
                                    "carry them): give -o FILE or --with-agreements FILE", err=True)
                 else:
                     def counted() -> Iterator[tuple[str, dict[str, Any]]]:
-                        for item in export_records(session):
-                            update(1)
+                        for n, item in enumerate(export_records(session), 1):
+                            if n % 1000 == 0:
+                                update(1000)
                             yield item
 
                     write_json(counted(), stream)
