@@ -196,3 +196,37 @@ def test_json_errors_name_the_record_index_and_line(db: Engine, database_url: st
     broken.write_text('{\n "organisations": [\n  {"ods_code": "A12345", "name": }\n ]\n}\n')
     result = run(database_url, "import", str(broken))
     assert result.exit_code == 1 and "line 3 column" in result.output
+
+
+def _on_a_terminal(database_url: str, *args: str) -> bytes:
+    """Run ``sds ARGS`` with stdin/stdout/stderr on a pseudo-terminal; everything it wrote."""
+    import os
+    import pty
+    import subprocess
+    import sys
+
+    main_fd, child_fd = pty.openpty()
+    env = {**os.environ, "SDS_DATABASE_URL": database_url}
+    child = subprocess.Popen([sys.executable, "-m", "sds_registry.cli", *args], env=env, stdin=child_fd,
+                             stdout=child_fd, stderr=child_fd)
+    os.close(child_fd)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(main_fd)
+    assert child.wait(timeout=60) == 0, out
+    return out
+
+
+def test_progress_bars_only_on_a_terminal(db: Engine, database_url: str, tmp_path: Path) -> None:
+    seeded = run(database_url, "seed", "--synthetic", "3")
+    assert "[" not in seeded.output and "%" not in seeded.output  # not a terminal: no bar
+    exported = tmp_path / "dump.json"
+    assert b"exporting" in _on_a_terminal(database_url, "export", "-o", str(exported))
+    assert b"100%" in _on_a_terminal(database_url, "import", "--mode", "upsert", str(exported))
