@@ -10,10 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session
 
+from bench.ldapkit.searches import Search
 from sds_registry.db import make_engine
 from sds_registry.mirror.fetch import FetchStats, MirrorError, Source, fetch
+from sds_registry.models import AccreditedSystem, DataSharingAgreement, MessageHandlingSystem, Organisation
 from tests.functional.mirror.support import audit_rows, differences, facade, run, summary
 from tests.support.ldap import Pki, RunningServer, base_settings, make_pki, sample_sqlite_database
 
@@ -96,3 +100,36 @@ def test_the_command_prints_no_library_warnings(upstream: RunningServer, pki: Pk
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == f"{SAMPLE_RECORDS} created, 0 updated, 0 deleted"
     assert "Warning" not in done.stderr, done.stderr
+
+
+def _other_records(engine: Engine, mirrored: tuple[str, ...]) -> dict[str, list[tuple[str, int]]]:
+    """Organisations, agreements, and the AS/MHS records of organisations outside ``mirrored``, with versions."""
+    with Session(engine) as s:
+        return {
+            "organisations": [(r.ods_code, r.version)
+                              for r in s.scalars(select(Organisation).order_by(Organisation.id))],
+            "agreements": [(f"{r.consumer_ods}->{r.provider_ods}", r.version)
+                           for r in s.scalars(select(DataSharingAgreement).order_by(DataSharingAgreement.id))],
+            "as": [(r.asid, r.version) for r in s.scalars(select(AccreditedSystem).where(
+                AccreditedSystem.ods_code.not_in(mirrored)).order_by(AccreditedSystem.id))],
+            "mhs": [(r.unique_identifier, r.version) for r in s.scalars(select(MessageHandlingSystem).where(
+                MessageHandlingSystem.ods_code.not_in(mirrored)).order_by(MessageHandlingSystem.id))],
+        }
+
+
+def test_records_outside_the_scope_are_untouched(upstream: RunningServer, pki: Pki, seeded: Engine,
+                                                 database_url: str) -> None:
+    """A registry holding the seed directory (its own T99999 records among them) mirrors T99999 and B81001 only:
+    organisations, agreements and every other organisation's records keep their rows and versions."""
+    mirrored = ("T99999", "B81001")
+    before = _other_records(seeded, mirrored)
+    assert before["organisations"] and before["agreements"] and before["as"] and before["mhs"]
+    url = f"ldap://127.0.0.1:{upstream.port}"
+    result = run(database_url, url, *_tls(pki), "--ods", "T99999", "--ods", "B81001")
+    assert result.exit_code == 0, result.output
+    assert _other_records(seeded, mirrored) == before
+    in_scope = Search("scope", "ou=Services,o=nhs", "sub", "(|(nhsIDCode=T99999)(nhsIDCode=B81001))")
+    with facade(seeded) as ours:
+        assert differences(upstream.uri, ours.uri, in_scope) == []
+    assert summary(run(database_url, url, *_tls(pki), "--ods", "T99999", "--ods", "B81001")) == \
+        "0 created, 0 updated, 0 deleted"
