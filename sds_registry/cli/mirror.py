@@ -58,31 +58,31 @@ def mirror(url: str, base: str, extra_filter: str, ods: tuple[str, ...], bind_dn
                     timeout=timeout)
     stats = FetchStats()
     started = time.monotonic()
-    try:
-        scope_classes(source)
-        check_filter(source)
-        outcome, desired = read(fetch(source, stats))
-    except MirrorError as exc:
-        raise click.ClickException(str(exc)) from None
-    fetched = time.monotonic() - started
-    actor = Actor(source.actor, admin=True)
-    with database(settings) as factory, factory() as session:
-        begin_write(session)
+    with database(settings) as factory:  # checked (reachable, migrated) before the source is read
         try:
-            apply_mirror(session, source, outcome, desired, actor)
-        except RegistryError as exc:
-            session.rollback()
-            raise click.ClickException(f"{url}: {exc}; nothing was changed") from None
-        for line in outcome.lines():
-            click.echo(line)
-        if not outcome.ok:
-            session.rollback()
-            raise click.ClickException(f"{url}: {len(outcome.report.rejected) + len(outcome.rejected)} record(s) "
-                                       "rejected; nothing was changed")
-        if dry_run:
-            session.rollback()
-        else:
-            session.commit()
+            scope_classes(source)
+            check_filter(source)
+            outcome, desired = read(fetch(source, stats))
+        except MirrorError as exc:
+            raise click.ClickException(str(exc)) from None
+        fetched = time.monotonic() - started
+        with factory() as session:
+            begin_write(session)
+            try:
+                apply_mirror(session, source, outcome, desired, Actor(source.actor, admin=True))
+            except RegistryError as exc:
+                session.rollback()
+                raise click.ClickException(f"{url}: {exc}; nothing was changed") from None
+            for line in outcome.lines():
+                click.echo(line)
+            if not outcome.ok:
+                session.rollback()
+                raise click.ClickException(f"{url}: {len(outcome.report.rejected) + len(outcome.rejected)} "
+                                           "record(s) rejected; nothing was changed")
+            if dry_run:
+                session.rollback()
+            else:
+                session.commit()
     took = time.monotonic() - started
     click.echo(f"{outcome.summary()}{' (dry run: nothing changed)' if dry_run else ''}")
     click.echo(f"{outcome.fetched} entries read in {stats.pages} page(s) in {fetched:.1f}s; "

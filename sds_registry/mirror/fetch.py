@@ -137,6 +137,9 @@ def _close(conn: Any) -> None:
         conn.unbind()
     except (LDAPException, OSError):
         pass
+    sock = getattr(conn, "socket", None)  # ldap3 keeps the socket of a failed connect open
+    if sock is not None:
+        sock.close()
 
 
 def _text(values: list[bytes], dn: str, name: str) -> list[str]:

@@ -194,3 +194,27 @@ def test_a_thousand_practices_round_trip(tmp_path: Path, db: Engine, database_ur
         assert summary(again) == "0 created, 0 updated, 0 deleted"
     print(f"\nmirror of {len(records)} entries: first run {took:.1f}s ({first.stderr.strip().splitlines()[-1]}), "
           f"re-run {took_again:.1f}s ({again.stderr.strip().splitlines()[-1]})")
+
+
+def test_real_world_values_are_flagged_not_dropped(kit: dict[str, Any], source: str, db: Engine,
+                                                   database_url: str) -> None:
+    """An endpoint with a trailing '/' breaks our service root rules: the mirror stores it with a flag."""
+    _, mine = _practice(kit, 4)
+    mhs = mine[1]
+    odd = mhs.first("nhsMHSEndPoint") + "/"
+    with _root(source) as conn:
+        assert conn.modify(mhs.dn, {"nhsMHSEndPoint": [(ldap3.MODIFY_REPLACE, [odd])]}), conn.result
+    result = run(database_url, source)
+    assert result.exit_code == 0, result.output
+    assert "lenient: 1 record(s) with flags" in result.stdout
+    with Session(db) as s:
+        row = s.scalars(select(MessageHandlingSystem).where(
+            MessageHandlingSystem.unique_identifier == mhs.first("uniqueIdentifier"))).one()
+        assert row.endpoints == [odd] and row.flags
+    assert summary(run(database_url, source)) == "0 created, 0 updated, 0 deleted"
+
+
+def test_an_unreachable_source_changes_nothing(db: Engine, database_url: str) -> None:
+    result = run(database_url, f"ldap://127.0.0.1:{slapd.free_port()}", "--timeout", "2")
+    assert result.exit_code == 1 and "Error: ldap://127.0.0.1:" in result.output
+    assert audit_rows(db) == 0
