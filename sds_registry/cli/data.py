@@ -109,8 +109,8 @@ def seed(synthetic: int, start: int) -> None:
                    "upsert, and delete the stored records of the file's ODS codes that the file does not hold.")
 @click.option("--lenient", is_flag=True, help="Store and flag values that break our rules instead of refusing.")
 @click.option("--with-agreements", "agreements_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="LDIF only: data-sharing agreements (JSON) to load with it [default: FILE's .agreements.json "
-                   "when it exists].")
+              help="LDIF only: data-sharing agreements and lenient flags (JSON, as sds export writes them) to load "
+                   "with it [default: FILE's .agreements.json when it exists].")
 def import_(file: Path, mode: Any, lenient: bool, agreements_file: Path | None) -> None:
     """Import FILE (.json in the export format, or .ldif as ldapsearch prints it): all or nothing."""
     settings = settings_or_exit()
@@ -127,7 +127,8 @@ def import_(file: Path, mode: Any, lenient: bool, agreements_file: Path | None) 
                 from sds_registry.ldap.ldif_import import agreement_records, import_ldif
 
                 side = agreements_file or (side_file(file) if side_file(file).is_file() else None)
-                agreements = []
+                agreements: list[Any] = []
+                flags: Any = {}
                 if side is not None:
                     click.echo(f"data-sharing agreements: {side}")
                     document = load_json(side)
@@ -135,7 +136,11 @@ def import_(file: Path, mode: Any, lenient: bool, agreements_file: Path | None) 
                     if not isinstance(items, list):
                         raise click.ClickException(f"{side}: expected {{\"data_sharing_agreements\": [...]}}")
                     agreements = agreement_records(items, side.name)
-                report = import_ldif(session, stream, lenient=lenient, mode=mode, agreements=agreements)
+                    flags = document.get("record_flags") or {}
+                    if not isinstance(flags, dict):
+                        raise click.ClickException(f"{side}: record_flags must map DNs to lists of flags")
+                report = import_ldif(session, stream, lenient=lenient, mode=mode, agreements=agreements,
+                                     flags=flags)
             else:
                 from sds_registry.services.transfer import import_directory
 
@@ -149,7 +154,8 @@ def import_(file: Path, mode: Any, lenient: bool, agreements_file: Path | None) 
 @click.option("--format", "fmt", type=click.Choice(["json", "ldif"]), default="json", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="File (default: stdout).")
 @click.option("--with-agreements", "agreements_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="LDIF only: where to write the data-sharing agreements [default: OUTPUT's .agreements.json].")
+              help="LDIF only: where to write the data-sharing agreements and lenient flags [default: OUTPUT's "
+                   ".agreements.json].")
 def export(fmt: str, output: Path | None, agreements_file: Path | None) -> None:
     """Write the whole directory as JSON (re-importable) or LDIF (loads into slapd and back into us; the
     agreements, which LDIF cannot carry, go to a JSON side file that sds import reads back)."""
@@ -164,16 +170,20 @@ def export(fmt: str, output: Path | None, agreements_file: Path | None) -> None:
             with _progress(count_records(session) if sys.stderr.isatty() else 0, "exporting") as update:
                 if fmt == "ldif":
                     from sds_registry.ldap.ldif import export_ldif
+                    from sds_registry.ldap.ldif_export import record_flags
 
                     export_ldif(session, stream, progress=update)
-                    agreements = list(export_agreements(session))
+                    agreements = [a for _, a in export_agreements(session)]
+                    flags = record_flags(session)
                     side = agreements_file or (side_file(output) if output else None)
                     if side is not None:
                         with side.open("w", encoding="utf-8") as f:
-                            write_json(agreements, f)
-                    elif agreements:
-                        click.echo(f"warning: {len(agreements)} data-sharing agreement(s) not written (LDIF cannot "
-                                   "carry them): give -o FILE or --with-agreements FILE", err=True)
+                            json.dump({"data_sharing_agreements": agreements, "record_flags": flags}, f, indent=1)
+                            f.write("\n")
+                    elif agreements or flags:
+                        click.echo(f"warning: {len(agreements)} data-sharing agreement(s) and the flags of "
+                                   f"{len(flags)} record(s) not written (LDIF cannot carry them): give -o FILE or "
+                                   "--with-agreements FILE", err=True)
                 else:
                     def counted() -> Iterator[tuple[str, dict[str, Any]]]:
                         for n, item in enumerate(export_records(session), 1):

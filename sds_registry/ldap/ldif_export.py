@@ -99,3 +99,15 @@ def _child_values(session: Session, cls: dit.EntryClass, ids: list[int]) -> dict
             grouped.setdefault(parent, []).append(value)
         lists[f.field] = grouped
     return lists
+
+
+def record_flags(session: Session) -> dict[str, list[str]]:
+    """DN -> lenient flags of every flagged record (what an export's side file carries besides the agreements:
+    a flag for an attribute we do not hold cannot be re-derived from the exported entry)."""
+    out: dict[str, list[str]] = {}
+    for cls in dit.ENTRY_CLASSES:
+        table = cls.model.__table__
+        query = select(table.c[cls.key_field], table.c.flags).where(table.c.flags.is_not(None)).order_by(table.c.id)
+        for key, flags in session.execute(query):
+            out[cls.dn_of(key)] = flags.split()
+    return out

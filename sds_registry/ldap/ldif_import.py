@@ -7,14 +7,15 @@ inserted, and the caller, seeing ``report.ok`` false, rolls back what was. Every
 the report lists them all. ``create`` records one ``import`` audit event; ``upsert`` and ``sync`` hold the
 file's records in memory (a record is deleted only when nothing in the file names it) and audit each
 record they create, update or delete. Data-sharing agreements, which LDIF cannot carry, come as
-``agreements`` (the JSON import's ``data_sharing_agreements`` list, from a side file). Takes a Session;
-never commits (the CLI commits when ``report.ok``).
+``agreements`` (the JSON import's ``data_sharing_agreements`` list, from a side file), and so do the lenient
+flags of stored records (``flags``: DN -> flags; an attribute we do not hold is flagged but not exported, so
+its flag would be lost otherwise). Takes a Session; never commits (the CLI commits when ``report.ok``).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -41,15 +42,17 @@ def agreement_records(agreements: Iterable[Mapping[str, Any]], source: str) -> l
 def import_ldif(
     session: Session, source: str | Path | IO[str], lenient: bool = False, actor: Actor = CLI_ACTOR, *,
     mode: sync.Mode = "create", agreements: list[sync.Desired] | None = None,
+    flags: Mapping[str, list[str]] | None = None,
 ) -> ImportReport:
     """Validate every nhsAs/nhsMhs/nhsOrg entry of ``source`` and store them (``mode``) only if none is rejected."""
     report = ImportReport(mode=mode)
     if isinstance(source, str | Path):
         with open(source, encoding="utf-8") as stream:
-            _run(session, stream, report, lenient, mode, agreements or [], actor)
+            _run(session, _flagged(stream, report, lenient, flags or {}), report, lenient, mode, agreements or [],
+                 actor)
         name = str(source)
     else:
-        _run(session, source, report, lenient, mode, agreements or [], actor)
+        _run(session, _flagged(source, report, lenient, flags or {}), report, lenient, mode, agreements or [], actor)
         name = getattr(source, "name", "<stream>")
     if report.ok and mode == "create" and report.created:
         session.add(AuditEvent(
@@ -61,20 +64,34 @@ def import_ldif(
     return report
 
 
-def _run(session: Session, stream: IO[str], report: ImportReport, lenient: bool, mode: sync.Mode,
+def _flagged(stream: IO[str], report: ImportReport, lenient: bool,
+             flags: Mapping[str, list[str]]) -> Iterator[Pending]:
+    """The valid records of ``stream``, with the flags the side file gives them (only with ``lenient``)."""
+    for p in _validate(stream, report, lenient):
+        extra = flags.get(p.dn)
+        if extra and not lenient:
+            report.rejected.append(Rejection(p.dn, [
+                f"flags: this record was stored leniently ({', '.join(extra)}); import with --lenient to keep it "
+                "(rule: lenient-flags)"], p.line))
+            continue
+        if extra:
+            p.flags = sorted(set(p.flags) | set(extra))
+        yield p
+
+
+def _run(session: Session, records: Iterator[Pending], report: ImportReport, lenient: bool, mode: sync.Mode,
          agreements: list[sync.Desired], actor: Actor) -> None:
-    lines: dict[str, int] = {}
     if mode == "create":
         seen: dict[tuple[str, str], str] = {}
         chunk: list[Pending] = []
-        for p in _validate(stream, report, lenient):
+        for p in records:
             chunk.append(p)
             if len(chunk) >= CHUNK:
                 _settle(session, chunk, [], seen, report, lenient, actor)
                 chunk = []
         _settle(session, chunk, agreements, seen, report, lenient, actor)
         return
-    pending = list(_validate(stream, report, lenient))
+    pending = list(records)
     lines = {p.dn: p.line for p in pending}
     plan = sync.build_plan(session, [*map(_desired, pending), *agreements], mode=mode, lenient=lenient,
                            defaults=False)

@@ -56,7 +56,7 @@ AGREEMENT = "data_sharing_agreement"
 _FIELDS = {"organisation": (ORG_SCALARS, ()), "accredited_system": (AS_SCALARS, AS_LISTS),
            "message_handling_system": (MHS_SCALARS, MHS_LISTS)}
 #: Fields the create services fill in when absent (kept as stored when a desired record leaves them out).
-_DEFAULTED = {
+DEFAULTED = {
     "organisation": frozenset({"org_type"}),
     "accredited_system": frozenset({"date_requested", "date_approved", "requestor_urp", "approver_urp", "clients"}),
     "message_handling_system": frozenset({
@@ -130,7 +130,9 @@ def _issues(exc: InvalidIdentifier) -> list[str]:
 def _prepare(d: Desired, lenient: bool, defaults: bool, mode: Mode) -> bulk.Row:
     """Validate one record: a Row whose values hold the given fields (cleaned), or InvalidIdentifier."""
     kind = bulk.KINDS[d.kind]
-    data = {k: v for k, v in d.values.items() if v is not None}
+    # None drops a field, but for a field the services would default it says "unset, no default" (what an
+    # export writes for a record stored without it, e.g. from LDIF): kept.
+    data = {k: v for k, v in d.values.items() if v is not None or k in DEFAULTED[d.kind]}
     cleaned = records.Cleaned(data, []) if d.cleaned else _CLEAN[d.kind](data, lenient)
     values = dict(cleaned.values)
     if kind is bulk.MHS and not values.get("unique_identifier"):
@@ -142,23 +144,25 @@ def _prepare(d: Desired, lenient: bool, defaults: bool, mode: Mode) -> bulk.Row:
 
 
 def _with_defaults(row: bulk.Row) -> dict[str, Any]:
+    """The create services' defaults for the fields the record leaves out (not for those it gives as unset)."""
     values = dict(row.values)
+    unset = {k for k, v in values.items() if v is None or v == []} & DEFAULTED[row.kind.name]
     if row.kind is bulk.AS:
-        return _as_defaults(values)
-    if row.kind is bulk.MHS:
-        return _mhs_defaults(values, RNG)
-    return values
+        values = _as_defaults(values)
+    elif row.kind is bulk.MHS:
+        values = _mhs_defaults(values, RNG)
+    return {**values, **{k: [] if isinstance(values.get(k), list) else None for k in unset}}
 
 
 def _target(row: bulk.Row, stored: Mapping[str, Any] | None, defaults: bool) -> dict[str, Any]:
     """Every field of the record as it should be stored."""
     scalars, lists = _FIELDS[row.kind.name]
-    keep = _DEFAULTED[row.kind.name] if defaults else frozenset()
+    keep = DEFAULTED[row.kind.name] if defaults else frozenset()
     out: dict[str, Any] = {}
     base = _with_defaults(row) if defaults and stored is None else row.values
     for name in (*scalars, *lists):
-        if name in base and base[name] not in (None, []):
-            out[name] = list(base[name]) if name in lists else base[name]
+        if name in base:  # given (None or [] given: unset)
+            out[name] = list(base[name] or []) if name in lists else base[name]
         elif stored is not None and name in keep:
             out[name] = stored.get(name)
         else:

@@ -226,8 +226,11 @@ def _register(session: Session, report: ImportReport, section: str, index: int, 
     report.count(section, "created")
 
 
-def _public(stored: Mapping[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in stored.items() if k not in _META and v not in (None, [])}
+def _public(kind: str, stored: Mapping[str, Any]) -> dict[str, Any]:
+    """The record as the import takes it: unset fields left out, but given as null / [] where the import would
+    otherwise fill in the services' default (so a record stored without one re-imports without one)."""
+    defaulted = sync.DEFAULTED[kind]
+    out = {k: v for k, v in stored.items() if k not in _META and (v not in (None, []) or k in defaulted)}
     if not out.get("flags"):
         out.pop("flags", None)
     return out
@@ -245,7 +248,7 @@ def export_records(session: Session) -> Iterator[tuple[str, dict[str, Any]]]:
             if not ids:
                 break
             for row in bulk.stored(session, kind, table.c.id.between(ids[0], ids[-1])):
-                yield SECTION_OF_KIND[kind.name], _public(row)
+                yield SECTION_OF_KIND[kind.name], _public(kind.name, row)
             last = ids[-1]
     yield from export_agreements(session)
 

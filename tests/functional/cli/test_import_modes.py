@@ -70,14 +70,30 @@ FLAGGED = {
 }
 
 
+UNKNOWN_ATTRIBUTE = """dn: uniqueIdentifier=012345678905,ou=Services,o=nhs
+objectClass: top
+objectClass: nhsAs
+uniqueIdentifier: 012345678905
+nhsIDCode: F12345
+nhsMHSPartyKey: F12345-123456
+nhsAsSvcIA: urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1
+nhsNotAThing: kept only as a flag
+"""
+
+
 def _directory(database_url: str, tmp_path: Path) -> None:
-    """Seed, three synthetic practices and a lenient-flagged record."""
+    """Seed, three synthetic practices and lenient-flagged records (a value breaking a rule; an attribute we
+    do not hold, which no export can re-derive)."""
     assert run(database_url, "seed", "--synthetic", "3").exit_code == 0
     flagged = tmp_path / "flagged.json"
     flagged.write_text(json.dumps(FLAGGED))
     result = run(database_url, "import", "--lenient", str(flagged))
     assert result.exit_code == 0, result.output
     assert "1 record(s) stored with flags" in result.output
+    unknown = tmp_path / "unknown.ldif"
+    unknown.write_text(UNKNOWN_ATTRIBUTE)
+    result = run(database_url, "import", "--lenient", str(unknown))
+    assert result.exit_code == 0 and "1 record(s) stored with flags" in result.output, result.output
 
 
 def test_json_round_trip_loses_nothing(db: Engine, database_url: str, tmp_path: Path) -> None:
@@ -85,6 +101,7 @@ def test_json_round_trip_loses_nothing(db: Engine, database_url: str, tmp_path: 
     before = dump(db)
     assert len(before["data_sharing_agreements"]) == 4
     assert any("no-trailing-slash" in r for r in before["message_handling_systems"])
+    assert any("nhsNotAThing:unknown-attribute" in r for r in before["accredited_systems"])
     exported = tmp_path / "dump.json"
     assert run(database_url, "export", "-o", str(exported)).exit_code == 0
     empty_registry(db)
@@ -113,6 +130,10 @@ def test_ldif_round_trip_with_the_agreements_side_file(db: Engine, database_url:
     empty_registry(db)
     assert run(database_url, "import", "--lenient", str(exported)).exit_code == 0
     assert count(db, DataSharingAgreement) == 0  # no side file, none given
+    assert not any("unknown-attribute" in r for r in dump(db)["accredited_systems"])  # that flag is the side file's
+    empty_registry(db)
+    strict = run(database_url, "import", "--with-agreements", str(elsewhere), str(exported))
+    assert strict.exit_code == 1 and "(rule: lenient-flags)" in strict.output
     empty_registry(db)
     assert run(database_url, "import", "--lenient", "--with-agreements", str(elsewhere), str(exported)).exit_code == 0
     assert dump(db) == before
