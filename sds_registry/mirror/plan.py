@@ -155,25 +155,6 @@ def _changed(cls: EntryClass, wanted: dict[str, Any], flags: list[str], stored: 
     return tuple(attrs)
 
 
-def _clear_changed_lists(session: Session, plan: sync.Plan) -> None:
-    """Empty (and flush) the multi-valued fields an update replaces, before ``sync.apply_plan`` sets them.
-
-    Replacing a child collection in one flush inserts the new child rows before deleting the old ones, so a
-    value kept across the change (an interaction still served) breaks the (parent, value) unique constraint.
-    Clearing first turns the update into deletes, then inserts. Child rows only: the record's own row, its
-    version and the audit (which reads the plan's stored copy) are unaffected."""
-    cleared = False
-    for r, stored in plan.updates:
-        changed = [name for name, *_ in r.kind.children if list(r.values.get(name) or []) != stored.get(name)]
-        if changed:
-            row = session.get(r.kind.model, stored["id"])
-            for name in changed:
-                setattr(row, name, [])
-            cleared = True
-    if cleared:
-        session.flush()
-
-
 def read(entries: Iterable[Entry]) -> tuple[Outcome, list[sync.Desired]]:
     """Convert every entry (before any transaction: the source may be slow); see ``outcome.report.ok``."""
     outcome = Outcome()
@@ -201,6 +182,5 @@ def apply_mirror(session: Session, source: Source, outcome: Outcome, desired: li
     outcome.changes += [Change("update", CLASS[r.kind.name], r.key, _changed(CLASS[r.kind.name], r.values, r.flags, s))
                         for r, s in plan.updates]
     if plan.ok:
-        _clear_changed_lists(session, plan)
         sync.apply_plan(session, plan, actor)
     return outcome

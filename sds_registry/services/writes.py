@@ -14,7 +14,8 @@ from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from sds_registry.db import utcnow
@@ -69,6 +70,7 @@ def check_version(row: Any, expected: int | None, what: str) -> None:
 
 def apply(row: Any, values: Mapping[str, Any], scalars: tuple[str, ...], lists: tuple[str, ...],
           flags: list[str], replace: bool) -> None:
+    clear_changed_lists(row, {n: values[n] if n in values else [] for n in lists if n in values or replace})
     for name in scalars:
         if name in values:
             setattr(row, name, values[name])
@@ -80,7 +82,34 @@ def apply(row: Any, values: Mapping[str, Any], scalars: tuple[str, ...], lists: 
         elif replace:
             setattr(row, name, [])
     row.flags = " ".join(flags) or None
+    touch(row)
+
+
+def clear_changed_lists(row: Any, lists: Mapping[str, Any]) -> None:
+    """Empty, and flush, each stored multi-valued field of ``row`` that ``lists`` (name -> new values) changes.
+
+    Child rows are keyed by (parent, position): replacing a collection in one flush turns an old child and the
+    new one at the same position into an UPDATE, so a value that moves up a place (``[A, B, C]`` -> ``[A, C]``)
+    meets its old row under the (parent, value) unique constraint before that row goes. Deleting the changed
+    collections first makes it deletes, then inserts. Only the child tables are written by this flush."""
+    session = object_session(row)
+    if session is None or row.id is None:
+        return
+    cleared = False
+    for name, new in lists.items():
+        current = list(getattr(row, name))
+        if current and current != list(new or []):
+            setattr(row, name, [])
+            cleared = True
+    if cleared:
+        session.flush()
+
+
+def touch(row: Any) -> None:
+    """Mark ``row`` updated now. ``updated_at`` has second precision, so it is flagged as modified: the
+    UPDATE (and with it the version, the ETag) happens even when only child rows changed within one second."""
     row.updated_at = utcnow()
+    flag_modified(row, "updated_at")
 
 
 def merge(current: Mapping[str, Any], names: tuple[str, ...], data: Mapping[str, Any], *, partial: bool,

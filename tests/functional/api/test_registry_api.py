@@ -267,3 +267,22 @@ def test_mhs_patch_and_put(client: FlaskClient, db: Engine, admin_headers: dict[
                        json={"endpoints": ["https://third.host.nhs.uk/A20047/STU3/1/gpconnect/"]})
     assert bad.status_code == 422
     assert client.get(f"/api/mhs/{uid}").json["endpoints"] == ["https://third.host.nhs.uk/A20047/STU3/1/gpconnect"]
+
+
+def test_as_patch_drops_a_middle_interaction_and_bumps_the_version_each_time(
+        client: FlaskClient, db: Engine, admin_headers: dict[str, str]) -> None:
+    docs = GPC + "fhir:rest:search:patient-1"
+    created = client.post("/api/consumers", headers=admin_headers, json={
+        "ods_code": "K81045", "interactions": [METADATA, STRUCTURED, docs], "manufacturer_org": "K81045"}).json
+    path = f"/api/accredited-systems/{created['asid']}"
+    # [A, B, C] -> [A, C]: C moves up a position, onto the row B held (unique per system and interaction)
+    first = client.patch(path, headers={**admin_headers, "If-Match": 'W/"1"'}, json={"interactions": [METADATA, docs]})
+    assert first.status_code == 200, first.json
+    assert first.json["interactions"] == [METADATA, docs] and first.headers["ETag"] == 'W/"2"'
+    # only a list changes, within the same second as the last write: still a new version
+    second = client.patch(path, headers={**admin_headers, "If-Match": 'W/"2"'}, json={"interactions": [docs]})
+    assert second.status_code == 200, second.json
+    assert second.json["interactions"] == [docs] and second.headers["ETag"] == 'W/"3"'
+    assert client.get(path).json["interactions"] == [docs]
+    stale = client.patch(path, headers={**admin_headers, "If-Match": 'W/"2"'}, json={"interactions": [METADATA]})
+    assert stale.status_code == 409

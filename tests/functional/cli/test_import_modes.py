@@ -251,3 +251,27 @@ def test_progress_bars_only_on_a_terminal(db: Engine, database_url: str, tmp_pat
     exported = tmp_path / "dump.json"
     assert b"exporting" in _on_a_terminal(database_url, "export", "-o", str(exported))
     assert b"100%" in _on_a_terminal(database_url, "import", "--mode", "upsert", str(exported))
+
+
+def test_upsert_of_a_system_that_drops_a_middle_interaction(db: Engine, database_url: str, tmp_path: Path) -> None:
+    assert run(database_url, "seed", "--synthetic", "1").exit_code == 0
+    exported = tmp_path / "all.json"
+    run(database_url, "export", "-o", str(exported))
+    document = json.loads(exported.read_text())
+    system = next(r for r in document["accredited_systems"] if len(r["interactions"]) >= 3)
+    kept = system["interactions"][:1] + system["interactions"][2:]  # the rest move up a position
+    system["interactions"] = kept
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps({"accredited_systems": [system]}))
+    with db.connect() as conn:
+        before = conn.scalar(select(AccreditedSystem.version).where(AccreditedSystem.asid == system["asid"]))
+    upsert = run(database_url, "import", "--mode", "upsert", str(edited))
+    assert upsert.exit_code == 0, upsert.output
+    assert "accredited_systems: 0 created, 1 updated, 0 deleted" in upsert.output
+    with db.connect() as conn:
+        after = conn.scalar(select(AccreditedSystem.version).where(AccreditedSystem.asid == system["asid"]))
+    assert after == before + 1
+    again = tmp_path / "again.json"
+    run(database_url, "export", "-o", str(again))
+    stored = next(r for r in json.loads(again.read_text())["accredited_systems"] if r["asid"] == system["asid"])
+    assert stored["interactions"] == kept
