@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 from sqlalchemy.orm import Session, sessionmaker
@@ -16,6 +17,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from sds_registry.config import Settings, load_settings, unknown_variable_warnings
 from sds_registry.db import make_engine, make_sessionmaker
 from sds_registry.errors import RegistryError
+
+T = TypeVar("T")
 
 log = logging.getLogger("sds.config")
 
@@ -63,3 +66,22 @@ def finish(session: Session, report: Any, what: str) -> None:
         session.rollback()
         raise click.ClickException(f"{what}: {len(report.rejected)} record(s) rejected; nothing was stored")
     session.commit()
+
+
+@contextmanager
+def progress(length: int, label: str) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr when it is a terminal; otherwise nothing is printed (pipes and tests)."""
+    if not sys.stderr.isatty() or length <= 0:
+        yield lambda _n: None
+        return
+    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
+        yield bar.update
+
+
+def counted(items: Iterable[T], label: str) -> Iterator[T]:
+    """``items``, counted on a progress line on stderr when it is a terminal (for streams of unknown length)."""
+    if not sys.stderr.isatty():
+        yield from items
+        return
+    with click.progressbar(items, label=label, file=sys.stderr, show_pos=True) as bar:
+        yield from bar

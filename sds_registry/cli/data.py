@@ -12,7 +12,7 @@ from typing import IO, Any
 
 import click
 
-from sds_registry.cli.common import database, finish, load_json, settings_or_exit
+from sds_registry.cli.common import database, finish, load_json, progress, settings_or_exit
 from sds_registry.db import begin_write, transaction
 from sds_registry.errors import RegistryError
 
@@ -39,16 +39,6 @@ class _Counted:
                 pending = 0
             yield line
         self.update(pending)
-
-
-@contextmanager
-def _progress(length: int, label: str) -> Iterator[Callable[[int], None]]:
-    """A progress bar on stderr when it is a terminal; otherwise nothing is printed (pipes and tests)."""
-    if not sys.stderr.isatty() or length <= 0:
-        yield lambda _n: None
-        return
-    with click.progressbar(length=length, label=label, file=sys.stderr) as bar:
-        yield bar.update
 
 
 @contextmanager
@@ -88,7 +78,7 @@ def seed(synthetic: int, start: int) -> None:
                 report = import_directory(session, load_json(path), skip_existing=True)
                 click.echo(f"{path.name}:")
                 finish(session, report, path.name)
-        with _progress(synthetic, "synthetic practices") as update:
+        with progress(synthetic, "synthetic practices") as update:
             for first in range(start, start + synthetic, SYNTHETIC_CHUNK):
                 numbers = list(range(first, min(first + SYNTHETIC_CHUNK, start + synthetic)))
                 with transaction(factory) as session:  # one transaction a chunk: an interrupted run resumes
@@ -120,7 +110,7 @@ def import_(file: Path, mode: Any, lenient: bool, agreements_file: Path | None) 
     with database(settings) as factory, factory() as session:
         begin_write(session)
         report: Any
-        with _progress(file.stat().st_size, f"importing {file.name}") as update, \
+        with progress(file.stat().st_size, f"importing {file.name}") as update, \
                 file.open(encoding="utf-8") as raw, _readable(file):
             stream: Any = _Counted(raw, update)
             if ldif:
@@ -167,7 +157,7 @@ def export(fmt: str, output: Path | None, agreements_file: Path | None) -> None:
     stream = output.open("w", encoding="utf-8") if output else sys.stdout
     try:
         with database(settings) as factory, factory() as session:
-            with _progress(count_records(session) if sys.stderr.isatty() else 0, "exporting") as update:
+            with progress(count_records(session) if sys.stderr.isatty() else 0, "exporting") as update:
                 if fmt == "ldif":
                     from sds_registry.ldap.ldif import export_ldif
                     from sds_registry.ldap.ldif_export import record_flags

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from sds_registry.cli.common import database, settings_or_exit
+from sds_registry.cli.common import counted, database, settings_or_exit
 from sds_registry.db import begin_write
 from sds_registry.errors import RegistryError
 from sds_registry.mirror.fetch import DEFAULT_BASE, FetchStats, MirrorError, Source, fetch
@@ -62,7 +62,7 @@ def mirror(url: str, base: str, extra_filter: str, ods: tuple[str, ...], bind_dn
         try:
             scope_classes(source)
             check_filter(source)
-            outcome, desired = read(fetch(source, stats))
+            outcome, desired = read(counted(fetch(source, stats), f"reading {url}"))
         except MirrorError as exc:
             raise click.ClickException(str(exc)) from None
         fetched = time.monotonic() - started

@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine
 from sds_registry.cli import main
 from sds_registry.db import Base
 from sds_registry.models import AccreditedSystem, AuditEvent, DataSharingAgreement, MessageHandlingSystem, Organisation
+from tests.support.terminal import on_a_terminal
 
 GPC = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
 #: History and catalogue, not the directory's data.
@@ -219,38 +220,12 @@ def test_json_errors_name_the_record_index_and_line(db: Engine, database_url: st
     assert result.exit_code == 1 and "line 3 column" in result.output
 
 
-def _on_a_terminal(database_url: str, *args: str) -> bytes:
-    """Run ``sds ARGS`` with stdin/stdout/stderr on a pseudo-terminal; everything it wrote."""
-    import os
-    import pty
-    import subprocess
-    import sys
-
-    main_fd, child_fd = pty.openpty()
-    env = {**os.environ, "SDS_DATABASE_URL": database_url}
-    child = subprocess.Popen([sys.executable, "-m", "sds_registry.cli", *args], env=env, stdin=child_fd,
-                             stdout=child_fd, stderr=child_fd)
-    os.close(child_fd)
-    out = b""
-    while True:
-        try:
-            chunk = os.read(main_fd, 65536)
-        except OSError:
-            break
-        if not chunk:
-            break
-        out += chunk
-    os.close(main_fd)
-    assert child.wait(timeout=60) == 0, out
-    return out
-
-
-def test_progress_bars_only_on_a_terminal(db: Engine, database_url: str, tmp_path: Path) -> None:
+def test_progress_bars_onlyon_a_terminal(db: Engine, database_url: str, tmp_path: Path) -> None:
     seeded = run(database_url, "seed", "--synthetic", "3")
     assert "[" not in seeded.output and "%" not in seeded.output  # not a terminal: no bar
     exported = tmp_path / "dump.json"
-    assert b"exporting" in _on_a_terminal(database_url, "export", "-o", str(exported))
-    assert b"100%" in _on_a_terminal(database_url, "import", "--mode", "upsert", str(exported))
+    assert b"exporting" in on_a_terminal(database_url, "export", "-o", str(exported))
+    assert b"100%" in on_a_terminal(database_url, "import", "--mode", "upsert", str(exported))
 
 
 def test_upsert_of_a_system_that_drops_a_middle_interaction(db: Engine, database_url: str, tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ from tests.functional.mirror.support import (
     summary,
     writable_slapd,
 )
+from tests.support.terminal import on_a_terminal
 
 pytestmark = pytest.mark.skipif(not slapd.available(), reason="slapd is not installed")
 
@@ -218,3 +219,10 @@ def test_an_unreachable_source_changes_nothing(db: Engine, database_url: str) ->
     result = run(database_url, f"ldap://127.0.0.1:{slapd.free_port()}", "--timeout", "2")
     assert result.exit_code == 1 and "Error: ldap://127.0.0.1:" in result.output
     assert audit_rows(db) == 0
+
+
+def test_progress_on_a_terminal_only(kit: dict[str, Any], source: str, db: Engine, database_url: str) -> None:
+    piped = run(database_url, source, "--dry-run")
+    assert "reading" not in piped.output  # not a terminal: no progress line
+    shown = on_a_terminal(database_url, "mirror", source, "--dry-run")
+    assert f"reading {source}".encode() in shown and str(len(kit["records"])).encode() in shown
