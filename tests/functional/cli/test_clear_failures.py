@@ -77,7 +77,7 @@ def test_a_sqlite_url_in_a_missing_folder_is_refused_and_nothing_created(tmp_pat
     assert not path.parent.exists()
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize("command", [*COMMANDS, ["db", "upgrade"]], ids=lambda c: " ".join(c[:2]))
 def test_an_unreachable_database_server_is_one_line(tmp_path: Path, command: list[str]) -> None:
     url = f"postgresql+psycopg://sds:secret@127.0.0.1:{_free_port()}/sds"
     line = _one_error_line(run({"SDS_DATABASE_URL": url}, *_args(command, tmp_path)))
