@@ -430,7 +430,9 @@ def test_healthchecks(client: FlaskClient) -> None:
 
 
 def test_deep_healthcheck_fails_with_503(tmp_path: Any) -> None:
-    app: Flask = create_app({"database_url": f"sqlite:///{tmp_path}/missing/dir/db.sqlite3"})
+    broken = tmp_path / "db.sqlite3"
+    broken.write_bytes(b"not a database, " * 64)  # the folder exists (settings accept it); the lookup fails
+    app: Flask = create_app({"database_url": f"sqlite:///{broken}"})
     response = app.test_client().get("/healthcheck/deep")
     assert response.status_code == 503
     body = json.loads(response.get_data())
