@@ -17,6 +17,7 @@ from sds_registry.db import ReadPool, make_engine, make_sessionmaker
 from sds_registry.web import context, fhir, negotiation
 from sds_registry.web.api import admin as api_admin
 from sds_registry.web.api import errors as api_errors
+from sds_registry.web.api import openapi as api_openapi
 from sds_registry.web.api import ssp as ssp_api
 from sds_registry.web.api import views as api_views
 
@@ -38,6 +39,7 @@ def build_app(settings: Settings) -> Flask:
     app.register_blueprint(api_admin.bp, url_prefix="/api")
     app.register_blueprint(ssp_api.bp, url_prefix="/api/ssp")
     app.register_blueprint(ssp_api.audit_bp, url_prefix="/api/audit")
+    app.register_blueprint(api_openapi.bp, url_prefix="/api")
     app.register_blueprint(fhir.blueprint(settings))
     return app
 
