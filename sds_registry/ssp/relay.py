@@ -123,6 +123,9 @@ class Exchange:
     async def run(self) -> None:
         """Answer the request (CancelledError if the client went away); the decision is audited either way."""
         request, head = self.request, self.request.head
+        if head.method in ("GET", "HEAD") and head.target.split("?", 1)[0] == "/healthcheck":
+            self._healthcheck()  # answered here: no Gate, no audit row, no Ssp-* headers needed
+            return
         started = time.perf_counter()
         target = target_url(head.target)
         ssp_request = SspRequest(method=head.method, target_url=target, headers=dict(head.headers),
@@ -158,6 +161,16 @@ class Exchange:
                 method=head.method, target_url=target, outcome=token, status=status,
                 provider_status=provider_status, latency_ms=(time.perf_counter() - started) * 1000.0,
             ))
+
+    def _healthcheck(self) -> None:
+        """Load-balancer probe: 200 with a tiny JSON body (none for HEAD)."""
+        head, body_in = self.request.head, self.request.body
+        body = b'{"status":"pass"}'
+        headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                   ("Cache-Control", "no-store"), ("Date", http11.http_date()), ("Server", SERVER)]
+        if not head.keep_alive or (body_in is not None and not body_in.ended):
+            headers.append(("Connection", "close"))
+        self.client.write(http11.response_head(200, "OK", headers) + (b"" if head.method == "HEAD" else body))
 
     def _drop_upstream(self) -> None:
         if self.upstream is not None:

@@ -29,7 +29,7 @@ from sds_registry.config import Settings
 from sds_registry.errors import ConfigError
 from sds_registry.fhir import json_text, render, render_json, render_xml, search
 from sds_registry.services import directory
-from sds_registry.web import context
+from sds_registry.web import context, health
 from sds_registry.web.negotiation import accepts_gzip
 
 log = logging.getLogger(__name__)
@@ -366,7 +366,8 @@ def healthcheck() -> Response:
 
 
 def deep_healthcheck() -> Response:
-    """A real indexed lookup against the database; the national JSON shape with ``database`` for ``ldap``."""
+    """A real indexed lookup against the database (the national JSON shape with ``database`` for ``ldap``), then
+    a cheap probe of each other facade the settings turn on (``web.health``); 503 when any fails."""
     status, output = "pass", ""
     try:
         with context.read_connection() as reader:
@@ -375,6 +376,9 @@ def deep_healthcheck() -> Response:
         log.exception("deep health check failed")
         status, output = "fail", type(exc).__name__
     dialect = context.engine().dialect.name
-    body = {"status": status,
-            "details": {"database": {"status": status, "links": {"database": dialect}, "output": output}}}
+    details: dict[str, Any] = {"database": {"status": status, "links": {"database": dialect}, "output": output}}
+    details.update(health.facades(context.settings()))
+    if any(d["status"] != "pass" for d in details.values()):
+        status = "fail"
+    body = {"status": status, "details": details}
     return Response(json_text.dumps(body), status=200 if status == "pass" else 503, mimetype=JSON)
