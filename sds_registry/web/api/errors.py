@@ -1,4 +1,8 @@
-"""The /api error table: our error tree -> GP Connect-style FHIR OperationOutcome (one issue per broken rule)."""
+"""The /api error table: our error tree -> the SDS FHIR API's OperationOutcome shape (one issue per broken rule).
+
+The national API's profile; the FHIR facade's coding system and Spine code/display pairs; ``expression``
+names the field and ``diagnostics`` the rule. Every /api error answer is made by ``outcome``.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,12 @@ from sds_registry.errors import (
     StaleVersion,
     Unauthorized,
 )
+from sds_registry.fhir.render import SPINE_CODING_SYSTEM
 
-PROFILE = "https://fhir.nhs.uk/STU3/StructureDefinition/GPConnect-OperationOutcome-1"
-SYSTEM = "https://fhir.nhs.uk/STU3/CodeSystem/Spine-ErrorOrWarningCode-1"
+#: The profile the national SDS FHIR API's specification names for its errors (spine-directory-service.yaml).
+PROFILE = "https://fhir.nhs.uk/STU3/StructureDefinition/Spine-OperationOutcome-1"
+#: The coding system the FHIR facade answers with (the national SDS FHIR API's), so one client reads both.
+SYSTEM = SPINE_CODING_SYSTEM
 
 
 @dataclass(frozen=True)
