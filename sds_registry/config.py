@@ -66,6 +66,9 @@ class Settings:
     ssp_cache_seconds: float = 1.0
     ssp_audit_batch: int = 200  #: decisions written per INSERT by the audit writer
     log_level: str = "INFO"
+    #: Folder for the worker processes' Prometheus samples under `sds serve` (PROMETHEUS_MULTIPROC_DIR); empty
+    #: means a fresh temporary folder per run, removed on exit. A set folder is emptied at start and kept.
+    metrics_dir: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -127,6 +130,11 @@ def load_settings(
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: Variables with the SDS_ prefix that are not settings: the test suite's own (documented in the README).
 _NOT_SETTINGS_PREFIX = "SDS_TEST_"
+
+
+def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """This process's environment plus ``extra``, for a child process."""
+    return {**os.environ, **extra}
 
 
 def known_variables() -> list[str]:

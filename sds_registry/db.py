@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,8 @@ from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import Pool, StaticPool
+
+from sds_registry import metrics
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -70,9 +73,31 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         engine = create_engine(url, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin)
-        return engine
+        return _instrument(engine)
     kwargs.setdefault("pool_pre_ping", True)
-    return create_engine(url, **kwargs)
+    return _instrument(create_engine(url, **kwargs))
+
+
+def _instrument(engine: Engine) -> Engine:
+    """Statement timings (sds_db_query_duration_seconds) and the checked-out gauge, from engine events: two
+    perf_counter calls and a histogram observe per statement. ReadPool's raw FHIR reads bypass both."""
+    observe = metrics.DB_QUERY_DURATION.observe
+    checked_out = metrics.DB_POOL_CHECKED_OUT
+
+    def before(_conn: Any, _cursor: Any, _statement: Any, _params: Any, context: Any, _many: bool) -> None:
+        if context is not None:
+            context._sds_started = time.perf_counter()
+
+    def after(_conn: Any, _cursor: Any, _statement: Any, _params: Any, context: Any, _many: bool) -> None:
+        started = getattr(context, "_sds_started", None)
+        if started is not None:
+            observe(time.perf_counter() - started)
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    event.listen(engine, "checkout", lambda *_args: checked_out.inc())
+    event.listen(engine, "checkin", lambda *_args: checked_out.dec())
+    return engine
 
 
 def _ensure_sqlite_dir(url: str) -> None:

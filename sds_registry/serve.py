@@ -7,14 +7,16 @@ A facade whose SDS_*_BIND is the empty string is off.
 from __future__ import annotations
 
 import logging
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from sds_registry.config import Settings, parse_bind
+from sds_registry.config import Settings, child_environment, parse_bind
 from sds_registry.errors import ConfigError
 from sds_registry.workers import check_address_free
 
@@ -115,12 +117,37 @@ def supervise(settings: Settings) -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    metrics_dir = _metrics_folder(settings)
+    try:
+        return _run_children(facades, child_environment({MULTIPROC_ENV: metrics_dir}), lambda: stopping)
+    finally:
+        if not settings.metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+#: prometheus_client's multiprocess folder variable (sds_registry.metrics), set for every child before it starts.
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def _metrics_folder(settings: Settings) -> str:
+    """SDS_METRICS_DIR emptied of a previous run's samples, or a fresh temporary folder."""
+    if not settings.metrics_dir:
+        return tempfile.mkdtemp(prefix="sds-metrics-")
+    folder = Path(settings.metrics_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.glob("*.db"):
+        stale.unlink()
+    return str(folder)
+
+
+def _run_children(facades: list[str], env: dict[str, str], stopped: Any) -> int:
     children = {
-        name: subprocess.Popen([sys.executable, "-m", "sds_registry.cli", "serve-facade", name])
+        name: subprocess.Popen([sys.executable, "-m", "sds_registry.cli", "serve-facade", name], env=env)
         for name in facades
     }
     status = 0
-    while not stopping:
+    stopping = False
+    while not stopping and not stopped():
         for name, child in children.items():
             code = child.poll()
             if code is not None:
@@ -159,12 +186,19 @@ def run_http(settings: Settings) -> None:
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("graceful_timeout", 5)
             self.cfg.set("proc_name", "sds-http")
+            self.cfg.set("child_exit", _http_worker_exit)
 
         def load(self) -> Any:
             return create_app()
 
     log.info("HTTP (JSON API, SDS FHIR API) on http://%s:%s", host, port)
     Server().run()
+
+
+def _http_worker_exit(_server: Any, worker: Any) -> None:
+    from sds_registry import metrics
+
+    metrics.mark_process_dead(worker.pid)
 
 
 def run_facade(name: str, settings: Settings) -> None:

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from sds_registry import metrics
 from sds_registry.config import parse_bind
 from sds_registry.errors import ConfigError
 
@@ -102,6 +103,8 @@ def run_workers(target: Callable[..., None], args: tuple[Any, ...], count: int, 
             forward(signal.SIGTERM, None)
         for proc in procs:
             proc.join()
+            if proc.pid is not None:
+                metrics.mark_process_dead(proc.pid)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)

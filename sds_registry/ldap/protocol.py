@@ -10,9 +10,11 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sds_registry import metrics
 from sds_registry.config import Settings
 from sds_registry.ldap import codec, responses
 from sds_registry.ldap.ast import Control, Result, SearchEntry, SearchRequest
@@ -273,9 +275,11 @@ class LDAPConnection:
             dn_ok = _normalise_dn(req.name) == _normalise_dn(s.ldap_bind_dn)
             pw_ok = hmac.compare_digest(req.password, s.ldap_bind_password.encode("utf-8"))
             if not (dn_ok and pw_ok):
+                metrics.observe_ldap("bind", ResultCode.INVALID_CREDENTIALS)
                 return responses.encode_result(mid, 0x61, ResultCode.INVALID_CREDENTIALS)
             self.bound_dn = s.ldap_bind_dn
         # Without a configured account any simple bind gives anonymous read access, as SDS does.
+        metrics.observe_ldap("bind", ResultCode.SUCCESS)
         return responses.encode_result(mid, 0x61, ResultCode.SUCCESS)
 
     def _extended(self, mid: int, req: ExtendedRequest) -> Event:
@@ -316,19 +320,23 @@ class LDAPConnection:
                 return b""
             if isinstance(work, CompareWork):
                 r = work.request
+                started = time.perf_counter()
                 try:
                     result = self.directory.compare(r.dn, r.attr, r.value)
                 except Exception as exc:  # noqa: BLE001 - one failing request must not end the connection
                     log.exception("LDAP compare failed")
                     result = result_for_error(exc)
+                metrics.observe_ldap("compare", result.code, time.perf_counter() - started)
                 return responses.encode_result(mid, 0x6F, result.code, result.matched_dn, result.message)
             if work.page_size is not None:
                 return self._paged_search(work)
+            started = time.perf_counter()
             try:
                 entries, result = self.directory.search(work.request, work.size_limit, work.time_limit)
             except Exception as exc:  # noqa: BLE001
                 log.exception("LDAP search failed")
                 entries, result = [], result_for_error(exc)
+            metrics.observe_ldap("search", result.code, time.perf_counter() - started)
             if mid in self._abandoned:
                 return b""
             return responses.encode_search_response(mid, entries, result.code, result.matched_dn, result.message)
@@ -350,11 +358,13 @@ class LDAPConnection:
                 return responses.encode_search_done(mid, controls=[responses.paged_control(0, b"")])
             entries, final = state.entries, state.final
         else:
+            started = time.perf_counter()
             try:
                 entries, final = self.directory.search(req, work.size_limit, work.time_limit)
             except Exception as exc:  # noqa: BLE001
                 log.exception("LDAP search failed")
                 entries, final = [], result_for_error(exc)
+            metrics.observe_ldap("search", final.code, time.perf_counter() - started)
             if size == 0:
                 return responses.encode_search_done(
                     mid, final.code, final.matched_dn, final.message, [responses.paged_control(len(entries), b"")]

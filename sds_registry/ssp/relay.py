@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
+from sds_registry import metrics
 from sds_registry.services.audit import decision_row
 from sds_registry.services.ssp import Decision, SspRequest, refuse
 from sds_registry.ssp import http11, outcome
@@ -136,7 +137,9 @@ class Exchange:
         try:
             decision = await self.state.gate.decide(ssp_request)
             if decision.allowed:
+                forwarded = time.perf_counter()
                 failure, provider_status = await self._forward(request, target)
+                metrics.SSP_PROVIDER_DURATION.observe(time.perf_counter() - forwarded)
                 status = provider_status
                 if failure is not None:
                     decision = failure
@@ -155,6 +158,7 @@ class Exchange:
                 self._refuse(target, refuse(500, "exception", "INTERNAL_SERVER_ERROR"))
             self.client.broken = True
         finally:
+            metrics.observe_ssp(token)
             self.state.gate.audit.record(decision_row(
                 trace_id=ssp_request.header("Ssp-TraceID"), from_asid=ssp_request.header("Ssp-From"),
                 to_asid=ssp_request.header("Ssp-To"), interaction_id=ssp_request.header("Ssp-InteractionID"),

@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from sds_registry.config import Settings
 from sds_registry.db import ReadPool, make_engine, make_sessionmaker
 from sds_registry.web import context, fhir, negotiation
+from sds_registry.web import metrics as web_metrics
 from sds_registry.web.api import admin as api_admin
 from sds_registry.web.api import errors as api_errors
 from sds_registry.web.api import openapi as api_openapi
@@ -41,6 +42,7 @@ def build_app(settings: Settings) -> Flask:
     app.register_blueprint(ssp_api.audit_bp, url_prefix="/api/audit")
     app.register_blueprint(api_openapi.bp, url_prefix="/api")
     app.register_blueprint(fhir.blueprint(settings))
+    web_metrics.install(app, engine)
     return app
 
 
