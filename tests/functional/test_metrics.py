@@ -21,7 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from sds_registry.config import Settings
 from sds_registry.models import AccreditedSystem, MessageHandlingSystem, Organisation
+from sds_registry.serve import _metrics_folder
 
 METADATA = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
 REQUESTS = 8
@@ -116,9 +118,9 @@ def test_counters_move_across_worker_processes(serve: Serve, seeded: Engine) -> 
     assert _delta(before, after, "sds_ssp_decisions_total") == 1
     assert after[("sds_db_query_duration_seconds_count", ())] > 0
     assert any(name == "sds_build_info" for name, _ in after)
-    # The aggregation is over processes: samples files from at least two HTTP and two LDAP workers.
-    pids = {path.stem.rsplit("_", 1)[1] for path in serve.metrics_dir.glob("counter_*.db")}
-    assert len(pids) >= 4, pids
+    # The scrape sums one samples file per process: two HTTP workers, two LDAP workers and an SSP worker at least.
+    pids = {path.stem.rsplit("_", 1)[1] for path in serve.metrics_dir.glob("*.db")}
+    assert len(pids) >= 5, pids
 
     with seeded.connect() as conn:
         for record, model in (("organisation", Organisation), ("accredited_system", AccreditedSystem),
@@ -126,3 +128,32 @@ def test_counters_move_across_worker_processes(serve: Serve, seeded: Engine) -> 
             count = conn.scalar(select(func.count()).select_from(model))
             assert after[("sds_directory_records", (("type", record),))] == count
             assert count
+
+
+def test_metrics_dir_setting_is_emptied_of_a_previous_run(tmp_path: Path) -> None:
+    stale = tmp_path / "counter_123.db"
+    stale.write_bytes(b"old")
+    assert _metrics_folder(Settings(metrics_dir=str(tmp_path))) == str(tmp_path)
+    assert not stale.exists()
+
+
+def test_serve_removes_its_temporary_metrics_dir(seeded: Engine, database_url: str) -> None:
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SDS_", "PROMETHEUS_"))}
+    env.update({"SDS_DATABASE_URL": database_url, "SDS_HTTP_BIND": f"127.0.0.1:{port}", "SDS_LDAP_BIND": "",
+                "SDS_SSP_BIND": "", "SDS_HTTP_WORKERS": "1", "SDS_LOG_LEVEL": "WARNING"})
+    proc = subprocess.Popen([sys.executable, "-m", "sds_registry.cli", "serve"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(port, proc)
+        children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+        folder = Path(Path(f"/proc/{children[0]}/environ").read_bytes().split(b"PROMETHEUS_MULTIPROC_DIR=")[1]
+                      .split(b"\0")[0].decode())
+        assert folder.is_dir()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not folder.exists()
