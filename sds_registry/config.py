@@ -69,6 +69,7 @@ class Settings:
     #: Folder for the worker processes' Prometheus samples under `sds serve` (PROMETHEUS_MULTIPROC_DIR); empty
     #: means a fresh temporary folder per run, removed on exit. A set folder is emptied at start and kept.
     metrics_dir: str = ""
+    log_format: str = "text"  #: "text" lines or "json" objects (one per line), on stderr
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -122,7 +123,10 @@ def load_settings(
     if level not in LOG_LEVELS:
         raise ConfigError(f"{_ENV_PREFIX}LOG_LEVEL: {settings.log_level!r} is not a log level; "
                           f"use one of {', '.join(LOG_LEVELS)}")
-    settings = replace(settings, log_level=level)
+    fmt = settings.log_format.strip().lower()
+    if fmt not in ("text", "json"):
+        raise ConfigError(f"{_ENV_PREFIX}LOG_FORMAT: {settings.log_format!r} is not a log format; use text or json")
+    settings = replace(settings, log_level=level, log_format=fmt)
     _check_sqlite_folder(settings.database_url)
     return settings
 

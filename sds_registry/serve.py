@@ -18,6 +18,7 @@ from typing import Any
 
 from sds_registry.config import Settings, child_environment, parse_bind
 from sds_registry.errors import ConfigError
+from sds_registry.logs import gunicorn_logconfig
 from sds_registry.workers import check_address_free
 
 log = logging.getLogger("sds.serve")
@@ -171,10 +172,17 @@ def _run_children(facades: list[str], env: dict[str, str], stopped: Any) -> int:
 def run_http(settings: Settings) -> None:
     """The HTTP app (JSON API, SDS FHIR API, health checks) under gunicorn's gthread workers."""
     from gunicorn.app.base import BaseApplication
+    from gunicorn.glogging import Logger
 
     from sds_registry import create_app
 
     host, port = parse_bind(settings.http_bind, "SDS_HTTP_BIND")
+
+    class NoAccessLog(Logger):  # type: ignore[misc]
+        """gunicorn's logger without its access log (a logconfig_dict would turn it on): no query strings."""
+
+        def access(self, *args: Any, **kwargs: Any) -> None:
+            return None
 
     class Server(BaseApplication):  # type: ignore[misc]
         def load_config(self) -> None:
@@ -184,6 +192,8 @@ def run_http(settings: Settings) -> None:
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", settings.log_level.lower())
+            self.cfg.set("logconfig_dict", gunicorn_logconfig(settings.log_level, settings.log_format))
+            self.cfg.set("logger_class", NoAccessLog)  # the app writes one access line per request itself
             self.cfg.set("graceful_timeout", 5)
             self.cfg.set("proc_name", "sds-http")
             self.cfg.set("child_exit", _http_worker_exit)

@@ -16,7 +16,7 @@ from typing import Protocol
 
 from sds_registry import metrics
 from sds_registry.config import Settings
-from sds_registry.ldap import codec, responses
+from sds_registry.ldap import access, codec, responses
 from sds_registry.ldap.ast import Control, Result, SearchEntry, SearchRequest
 from sds_registry.ldap.codec import (
     AbandonRequest,
@@ -139,6 +139,7 @@ class LDAPConnection:
     _in_progress: set[int] = field(default_factory=set)  # message IDs handed out as work, not yet performed
     _abandoned: set[int] = field(default_factory=set)
     _paged: dict[bytes, _PagedSearch] = field(default_factory=dict)
+    conn_id: str = field(default_factory=access.next_connection_id)
 
     # ---- input ----------------------------------------------------------------------------------------
 
@@ -202,7 +203,11 @@ class LDAPConnection:
                 self._abandoned.discard(mid)  # an abandon for an earlier use of this ID is stale
             return event
         if isinstance(op, BindRequest):
-            return Send(self._bind(mid, op))
+            started = time.perf_counter()
+            data = self._bind(mid, op)
+            if access.enabled():  # the DN and the result code; never the password
+                access.line(self.conn_id, mid, "bind", op.name, None, access.result_code(data), None, started)
+            return Send(data)
         if isinstance(op, UnbindRequest):
             self.closed = True
             self._buffer.clear()
@@ -315,6 +320,7 @@ class LDAPConnection:
         Safe to call from a worker thread: an Abandon that receive_data sees meanwhile drops the answer.
         """
         mid = work.message_id
+        started = time.perf_counter()
         try:
             if mid in self._abandoned:
                 return b""
@@ -327,6 +333,8 @@ class LDAPConnection:
                     log.exception("LDAP compare failed")
                     result = result_for_error(exc)
                 metrics.observe_ldap("compare", result.code, time.perf_counter() - started)
+                if access.enabled():
+                    access.line(self.conn_id, mid, "compare", r.dn, None, result.code, None, started)
                 return responses.encode_result(mid, 0x6F, result.code, result.matched_dn, result.message)
             if work.page_size is not None:
                 return self._paged_search(work)
@@ -337,6 +345,9 @@ class LDAPConnection:
                 log.exception("LDAP search failed")
                 entries, result = [], result_for_error(exc)
             metrics.observe_ldap("search", result.code, time.perf_counter() - started)
+            if access.enabled():
+                access.line(self.conn_id, mid, "search", work.request.base, work.request.filter, result.code,
+                            len(entries), started)
             if mid in self._abandoned:
                 return b""
             return responses.encode_search_response(mid, entries, result.code, result.matched_dn, result.message)

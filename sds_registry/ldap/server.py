@@ -35,6 +35,7 @@ from sds_registry.ldap.protocol import (
 )
 from sds_registry.ldap.results import ResultCode
 from sds_registry.ldap.tls import server_context
+from sds_registry.logs import setup_logging
 from sds_registry.workers import listen_socket, new_event_loop, run_workers
 
 log = logging.getLogger(__name__)
@@ -380,6 +381,7 @@ def _serve_process(settings: Settings, reuse_port: bool) -> None:
 
 def _worker_entry(settings: Settings) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards SIGTERM
+    setup_logging(settings.log_level, settings.log_format)  # a spawned process starts with no handlers
     _serve_process(settings, reuse_port=True)
 
 

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from sds_registry.ssp.gate import Gate
 
 log = logging.getLogger("sds.ssp")
+access_log = logging.getLogger("sds.ssp.access")
 SERVER = "sds-ssp"
 #: Request body bytes buffered before reading from the client pauses (the provider is slower to take them).
 BODY_HIGH_WATER = 1024 * 1024
@@ -165,6 +166,8 @@ class Exchange:
                 method=head.method, target_url=target, outcome=token, status=status,
                 provider_status=provider_status, latency_ms=(time.perf_counter() - started) * 1000.0,
             ))
+            if access_log.isEnabledFor(logging.INFO):
+                _access_line(ssp_request, target, token, status, provider_status, started)
 
     def _healthcheck(self) -> None:
         """Load-balancer probe: 200 with a tiny JSON body (none for HEAD)."""
@@ -175,6 +178,9 @@ class Exchange:
         if not head.keep_alive or (body_in is not None and not body_in.ended):
             headers.append(("Connection", "close"))
         self.client.write(http11.response_head(200, "OK", headers) + (b"" if head.method == "HEAD" else body))
+
+    def _trace_id(self) -> str | None:
+        return next((v for k, v in self.request.head.headers if k.lower() == "ssp-traceid"), None)
 
     def _drop_upstream(self) -> None:
         if self.upstream is not None:
@@ -222,7 +228,8 @@ class Exchange:
                     try:
                         conn, reused = await self.state.pool.acquire(scheme, host, port)
                     except (ProviderError, OSError, ssl.SSLError) as exc:
-                        log.warning("provider %s unreachable: %s", target, exc)
+                        log.warning("provider %s unreachable (Ssp-TraceID %s): %s", target, self._trace_id(), exc,
+                                    extra={"trace_id": self._trace_id()})
                         return unreachable, None
                     self._held, self._chunked_out = [], False
                     self.upstream = conn
@@ -235,7 +242,8 @@ class Exchange:
                         self._abandon(conn)
                         if attempt == 0 and reused and body is None and not conn.received_any:
                             continue  # a kept-alive connection the provider had closed: once more on a new one
-                        log.warning("provider %s failed: %s", target, exc)
+                        log.warning("provider %s failed (Ssp-TraceID %s): %s", target, self._trace_id(), exc,
+                                    extra={"trace_id": self._trace_id()})
                         return unreachable, None
                     except BaseException:
                         self._abandon(conn)
@@ -307,7 +315,8 @@ class Exchange:
             if paused or idle < timeout:
                 handle = self.loop.call_later(timeout if paused else timeout - idle, check)
                 return
-            log.warning("provider stopped sending its answer for %.1f s: cut off", timeout)
+            log.warning("provider stopped sending its answer for %.1f s: cut off (Ssp-TraceID %s)", timeout,
+                        self._trace_id(), extra={"trace_id": self._trace_id()})
             conn.close()  # its connection_lost fails conn.done, and the client is cut off too
 
         handle = self.loop.call_later(timeout, check)
@@ -323,3 +332,16 @@ class Exchange:
             self.client.write(http11.chunk(data))
         else:
             self.client.write(data)
+
+
+def _access_line(req: SspRequest, target: str, outcome: str, status: int | None, provider_status: int | None,
+                 started: float) -> None:
+    """One line per SSP request (logger ``sds.ssp.access``): never the Authorization header or its JWT."""
+    duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
+    trace_id, interaction = req.header("Ssp-TraceID"), req.header("Ssp-InteractionID")
+    access_log.info("%s %s %s %s provider %s %s ms Ssp-TraceID %s", req.method, target, status, outcome,
+                    provider_status, duration_ms, trace_id,
+                    extra={"trace_id": trace_id, "from_asid": req.header("Ssp-From"), "to_asid": req.header("Ssp-To"),
+                           "interaction_id": interaction, "http_method": req.method, "target_url": target,
+                           "outcome": outcome, "status": status, "provider_status": provider_status,
+                           "duration_ms": duration_ms})

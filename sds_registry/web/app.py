@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from sds_registry.config import Settings
 from sds_registry.db import ReadPool, make_engine, make_sessionmaker
-from sds_registry.web import context, fhir, negotiation
+from sds_registry.web import access, context, fhir, negotiation
 from sds_registry.web import metrics as web_metrics
 from sds_registry.web.api import admin as api_admin
 from sds_registry.web.api import errors as api_errors
@@ -34,6 +34,7 @@ def build_app(settings: Settings) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.url_map.strict_slashes = True
     app.teardown_appcontext(context.close_session)
+    access.install(app)  # first: its after_request hook runs last, and sees the final size
     app.after_request(_common_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_blueprint(api_views.bp, url_prefix="/api")

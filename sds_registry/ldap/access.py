@@ -1,0 +1,52 @@
+"""One access line per LDAP operation answered (logger ``sds.ldap.access``): connection id, message id, operation,
+base (or bind DN), filter, result code, entries and duration. Never a bind password."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import time
+
+from sds_registry.ldap import filterstr
+from sds_registry.ldap.ast import Filter
+
+log = logging.getLogger("sds.ldap.access")
+_ids = itertools.count(1)
+
+
+def next_connection_id() -> str:
+    """Unique across the serving processes of one host: pid and a per-process counter."""
+    return f"{os.getpid()}-{next(_ids)}"
+
+
+def enabled() -> bool:
+    return log.isEnabledFor(logging.INFO)
+
+
+def result_code(message: bytes) -> int | None:
+    """The resultCode of one encoded LDAPResult message (SEQUENCE { messageID, [APPLICATION n] { ENUMERATED ...")."""
+    i = 0
+    try:
+        for expect_inside in (True, False, True):  # into the SEQUENCE, over the message ID, into the operation
+            i += 1
+            length = message[i]
+            i += 1
+            if length & 0x80:
+                n = length & 0x7F
+                length, i = int.from_bytes(message[i:i + n], "big"), i + n
+            if not expect_inside:
+                i += length
+        return message[i + 2] if message[i] == 0x0A else None
+    except IndexError:
+        return None
+
+
+def line(conn_id: str, message_id: int, operation: str, base: str, filt: Filter | None, code: int | None,
+         entries: int | None, started: float) -> None:
+    duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
+    filter_text = filterstr.format_filter(filt) if filt is not None else None
+    log.info("conn %s msg %s %s %r %s result %s entries %s %s ms", conn_id, message_id, operation, base,
+             filter_text or "-", code, entries, duration_ms,
+             extra={"connection_id": conn_id, "message_id": message_id, "operation": operation, "base": base,
+                    "filter": filter_text, "result_code": code, "entries": entries, "duration_ms": duration_ms})

@@ -1,0 +1,56 @@
+"""Logging for every process (the ``sds`` CLI, the ``sds serve`` supervisor, gunicorn and the LDAP/SSP workers):
+one level (SDS_LOG_LEVEL) and one format (SDS_LOG_FORMAT: ``text`` lines or ``json`` objects, one per line, through
+python-json-logger), on stderr. Access lines carry their fields as ``extra`` (JSON keys; the text line says the
+same in its message). Never log secrets: tokens, JWTs and passwords stay out of every message and extra."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+TEXT_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
+LOG_FORMATS = ("text", "json")
+_HANDLER_NAME = "sds"
+_JSON_RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
+
+
+def make_formatter(fmt: str = "text") -> logging.Formatter:
+    """The formatter for ``fmt`` (``text`` or ``json``); also the factory gunicorn's logconfig_dict names."""
+    if fmt == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        return JsonFormatter(TEXT_FORMAT, rename_fields=_JSON_RENAMES)
+    return logging.Formatter(TEXT_FORMAT)
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
+    """Send every logger's records at ``level`` or above to stderr in ``fmt``; replaces the handler an earlier call
+    added, so each process (and each spawned worker) may call it again once it knows its settings."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(make_formatter(fmt))
+    handler.set_name(_HANDLER_NAME)
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:  # others' (pytest's) stay
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+
+
+def gunicorn_logconfig(level: str = "INFO", fmt: str = "text") -> dict[str, Any]:
+    """gunicorn's ``logconfig_dict``: its own lines and the app's, on stderr, in the same format and level."""
+    handler = {"class": "logging.StreamHandler", "formatter": "sds", "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"sds": {"()": "sds_registry.logs.make_formatter", "fmt": fmt}},
+        "handlers": {"console": handler, "error_console": handler},
+        "root": {"level": level, "handlers": ["error_console"]},
+        "loggers": {
+            "gunicorn.error": {"level": level, "handlers": ["error_console"], "propagate": False,
+                               "qualname": "gunicorn.error"},
+            "gunicorn.access": {"level": level, "handlers": ["console"], "propagate": False,
+                                "qualname": "gunicorn.access"},
+        },
+    }
