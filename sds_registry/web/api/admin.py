@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from sds_registry.db import begin_write
 from sds_registry.domain import formats
-from sds_registry.errors import Forbidden, InvalidIdentifier, RegistryError
+from sds_registry.errors import Forbidden, InvalidIdentifier, NotFound, RegistryError
 from sds_registry.services import agreements, audit, clients, records
 from sds_registry.services.writes import Actor
 from sds_registry.web import context
@@ -26,6 +26,7 @@ from sds_registry.web.api.ssp import _time as query_time
 from sds_registry.web.api.views import _body, _if_match, _limit, _page, _respond, _write
 
 bp = Blueprint("api_admin", __name__)
+DB_INT_MAX = 2**31 - 1  # ids are INTEGER columns
 
 
 @bp.errorhandler(RegistryError)
@@ -43,6 +44,13 @@ def _admin_read() -> None:
     except BaseException:
         session.rollback()
         raise
+
+
+def _db_id(record_id: int) -> int:
+    """An id from the URL; past the INTEGER range no record has it (and PostgreSQL would refuse the query)."""
+    if record_id > DB_INT_MAX:
+        raise NotFound(f"no record has id {record_id}")
+    return record_id
 
 
 def _as_admin(actor: Actor) -> Actor:
@@ -93,7 +101,7 @@ def create_client() -> Response:
 @bp.get("/clients/<int:client_id>")
 def client(client_id: int) -> Response:
     _admin_read()
-    return _respond(clients.client_dict(clients.get_client(context.session(), client_id)))
+    return _respond(clients.client_dict(clients.get_client(context.session(), _db_id(client_id))))
 
 
 @bp.delete("/clients/<int:client_id>")
@@ -101,7 +109,7 @@ def revoke_client(client_id: int) -> Response:
     """Revoke: the token gets 401 from the next request on; the client stays listed, as revoked."""
     def revoke(session: Session, actor: Actor) -> None:
         admin = _as_admin(actor)
-        clients.revoke_client(session, clients.get_client(session, client_id), admin)
+        clients.revoke_client(session, clients.get_client(session, _db_id(client_id)), admin)
 
     _write(revoke)
     return Response(status=204)
@@ -123,14 +131,14 @@ def list_agreements() -> Response:
 
 @bp.get("/data-sharing-agreements/<int:agreement_id>")
 def agreement(agreement_id: int) -> Response:
-    row = agreements.get_agreement(context.session(), agreement_id)
+    row = agreements.get_agreement(context.session(), _db_id(agreement_id))
     return _respond(records.agreement_dict(row), version=row.version)
 
 
 @bp.delete("/data-sharing-agreements/<int:agreement_id>")
 def delete_agreement(agreement_id: int) -> Response:
     expected = _if_match()
-    _write(lambda s, actor: agreements.delete_agreement(s, agreements.get_agreement(s, agreement_id), expected,
+    _write(lambda s, actor: agreements.delete_agreement(s, agreements.get_agreement(s, _db_id(agreement_id)), expected,
                                                         actor))
     return Response(status=204)
 

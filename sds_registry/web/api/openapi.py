@@ -136,7 +136,7 @@ OPERATIONS: dict[tuple[str, str], Op] = {
         query=(("revoked", "'false' leaves revoked clients out"),), paged=True, admin=True, tags=("clients",)),
     ("api_admin.create_client", "post"): Op(
         "Create an API client (the answer carries its token, shown once)", 201, schemas.ClientIssued,
-        ClientSchema, _WRITE_ERRORS, write=True, admin=True, prefer=True, location=True, tags=("clients",),
+        ClientSchema, (*_WRITE_ERRORS, 409), write=True, admin=True, prefer=True, location=True, tags=("clients",),
         example={"name": "supplier", "ods_codes": ["A20047"]}),
     ("api_admin.client", "get"): Op(
         "Read one API client", body=schemas.ClientRecord, errors=(401, 403, 404), admin=True, tags=("clients",)),

@@ -22,6 +22,7 @@ from sds_registry.services.clients import actor_for_token
 from sds_registry.services.ssp import SspRequest, decide, outcome_dict
 from sds_registry.web import context
 from sds_registry.web.api.errors import BadRequest, registry_error_response
+from sds_registry.web.api.views import cursor_like
 
 bp = Blueprint("ssp", __name__)
 audit_bp = Blueprint("ssp_audit", __name__)
@@ -104,9 +105,9 @@ def list_decisions() -> Response:
     pages with ``limit`` and the ``after`` cursor of the previous page's ``next`` link."""
     _require_admin()
     raw_limit, raw_after = request.args.get("limit", str(DEFAULT_LIMIT)), request.args.get("after")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    if not cursor_like(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", "limit")
-    if raw_after is not None and not raw_after.isdigit():
+    if raw_after is not None and not cursor_like(raw_after):
         raise BadRequest("after must be the cursor from a previous page's 'next' link", "after")
     page = audit.list_decisions(
         context.session(), asid=request.args.get("asid"), trace_id=request.args.get("trace_id"),

@@ -44,6 +44,28 @@ def _registry_error(exc: RegistryError) -> Response:
     return registry_error_response(exc)
 
 
+@bp.before_app_request
+def _refuse_nul() -> Response | None:
+    """NUL (U+0000) in a path segment, query parameter or JSON string: 400 here, not PostgreSQL's error (500)."""
+    if not request.path.startswith("/api/"):
+        return None
+    texts = [*(request.view_args or {}).values(), *request.args.keys(), *request.args.values()]
+    if any(isinstance(t, str) and "\x00" in t for t in texts) or (
+            request.is_json and _has_nul(request.get_json(silent=True))):
+        return registry_error_response(BadRequest("text may not contain NUL (U+0000) characters"))
+    return None
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 # ---- helpers --------------------------------------------------------------------------------------------
 
 
@@ -56,6 +78,11 @@ def _body() -> Any:
     return data
 
 
+def cursor_like(raw: str) -> bool:
+    """ASCII digits that fit a database integer (str.isdigit alone takes '²', and int() then fails)."""
+    return raw.isascii() and raw.isdigit() and len(raw) <= 18
+
+
 def _if_match() -> int:
     header = request.headers.get("If-Match")
     if header is None:
@@ -64,7 +91,7 @@ def _if_match() -> int:
     if value.startswith("W/"):
         value = value[2:]
     value = value.strip('"')
-    if not value.isdigit():
+    if not cursor_like(value):
         raise BadRequest(f"If-Match {header!r} is not an ETag of the form W/\"<version>\"", "If-Match")
     return int(value)
 
@@ -107,9 +134,9 @@ def _respond(body: Any, status: int = 200, *, version: int | None = None, locati
 def _limit() -> tuple[int, int | None]:
     raw_limit = request.args.get("limit", str(DEFAULT_LIMIT))
     raw_after = request.args.get("after")
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+    if not cursor_like(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
         raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", "limit")
-    if raw_after is not None and not raw_after.isdigit():
+    if raw_after is not None and not cursor_like(raw_after):
         raise BadRequest("after must be the cursor from a previous page's 'next' link", "after")
     return int(raw_limit), int(raw_after) if raw_after is not None else None
 
