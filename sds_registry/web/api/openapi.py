@@ -7,9 +7,11 @@ what each operation takes and answers is the table ``OPERATIONS`` below (bodies 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from functools import cache
+from importlib import resources
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -271,7 +273,42 @@ def build(app: Flask) -> dict[str, Any]:
         spec.path(path=path, operations=operations)
     document: dict[str, Any] = spec.to_dict()
     _mark_partial(document)
+    _seed_examples(document)
     return document
+
+
+_SEED_SECTIONS = {"OrganisationInput": "organisations", "AccreditedSystemInput": "accredited_systems",
+                  "MhsInput": "message_handling_systems", "ProviderRegistrationInput": "providers",
+                  "ConsumerRegistrationInput": "consumers", "AgreementInput": "data_sharing_agreements"}
+_SEED_KEYS = {"/api/organisations/{key}": ("organisations", "ods_code"),
+              "/api/accredited-systems/{key}": ("accredited_systems", "asid"),
+              "/api/mhs/{key}": ("message_handling_systems", "unique_identifier")}
+
+
+@cache
+def _seed() -> dict[str, Any]:
+    seed: dict[str, Any] = json.loads((resources.files("sds_registry") / "seed_data" / "directory.json").read_text())
+    return seed
+
+
+def _seed_examples(document: dict[str, Any]) -> None:
+    """Request bodies and path keys take the sample directory's values (the first record of each kind)."""
+    components = document["components"]["schemas"]
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            if path in _SEED_KEYS:
+                section, key = _SEED_KEYS[path]
+                record = _seed()[section][0]
+                for param in operation.get("parameters", []):
+                    if param["in"] == "path" and key in record:
+                        param["example"] = record[key]
+            media = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if not media:
+                continue
+            name = media["schema"]["$ref"].rsplit("/", 1)[1].removesuffix("Patch")
+            if name in _SEED_SECTIONS:
+                record = _seed()[_SEED_SECTIONS[name]][0]
+                media["example"] = {k: v for k, v in record.items() if k in components[name]["properties"]}
 
 
 def _mark_partial(document: dict[str, Any]) -> None:

@@ -52,7 +52,9 @@ def test_operations_declare_errors_headers_security_and_examples(client: FlaskCl
     assert {p["name"] for p in put["parameters"]} >= {"key", "If-Match", "Prefer"}
     assert "ETag" in put["responses"]["200"]["headers"]
     assert put["security"] == [{"bearer": []}]
-    assert put["requestBody"]["content"]["application/json"]["example"]["ods_code"] == "A20047"
+    assert put["requestBody"]["content"]["application/json"]["example"]["name"] == "Dr Legg's Surgery"  # the seed
+    provider = paths["/api/providers"]["post"]["requestBody"]["content"]["application/json"]["example"]
+    assert provider["asid"] == "918999198993"
     assert "security" not in paths["/api/organisations"]["get"]  # reads are anonymous
     assert paths["/api/clients"]["get"]["security"] == [{"bearer": []}]  # admin reads are not
     patch_ref = paths["/api/organisations/{key}"]["patch"]["requestBody"]["content"]["application/json"]["schema"]
