@@ -118,7 +118,14 @@ def wait_listening(port: int, proc: subprocess.Popen[bytes], timeout: float = 60
 @contextmanager
 def running(ldif: Path, work: Path, case_ignore: bool = False, drop_entry: int = 0) -> Iterator[str]:
     """slapd serving ``ldif`` in its own session on a free loopback port; yields its ldap:// URL."""
-    conf = prepare(ldif, work, case_ignore, drop_entry)
+    with serving(prepare(ldif, work, case_ignore, drop_entry)) as url:
+        yield url
+
+
+@contextmanager
+def serving(conf: Path) -> Iterator[str]:
+    """slapd run with a prepared ``conf`` in its own session on a free loopback port; yields its ldap:// URL and
+    stops it on exit."""
     port = free_port()
     proc = subprocess.Popen(
         command(conf, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

@@ -3,7 +3,6 @@ comparison of a whole subtree on two servers. No fixtures and no tests here."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,19 +32,8 @@ def writable_slapd(ldif: Path, work: Path) -> Iterator[str]:
     conf = slapd.prepare(ldif, work)
     text = conf.read_text()
     conf.write_text(text.replace(f'rootdn "{ROOT_DN}"', f'rootdn "{ROOT_DN}"\nrootpw {ROOT_PASSWORD}'))
-    port = slapd.free_port()
-    proc = subprocess.Popen(slapd.command(conf, port), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
-    try:
-        slapd.wait_listening(port, proc)
-        yield f"ldap://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with slapd.serving(conf) as url:
+        yield url
 
 
 def run(database_url: str, *args: str, env: dict[str, str] | None = None) -> Result:
