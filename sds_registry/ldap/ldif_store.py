@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sds_registry.ldap.dit import EntryClass
+from sds_registry.services.transfer import count_line, flagged_line
 
 #: LDAP object class -> the records' kind in services.sync / services.bulk, and back.
 KIND_OF_CLASS = {"nhsOrg": "organisation", "nhsAs": "accredited_system", "nhsMhs": "message_handling_system"}
@@ -74,13 +75,9 @@ class ImportReport:
         out = []
         for name in names:
             c, u, d, n = (t.get(name, 0) for t in (self.created, self.updated, self.deleted, self.unchanged))
-            if self.ok:
-                out.append(f"{name}: {c} created, {u} updated, {d} deleted, {n} unchanged")
-            else:
-                out.append(f"{name}: would have created {c}, updated {u}, deleted {d} (nothing stored)")
+            out.append(count_line(name, self.ok, c, u, d, n))
         if self.flagged:
-            out.append(f"lenient: {self.flagged} record(s) stored with flags (values breaking our rules)" if self.ok
-                       else f"lenient: {self.flagged} record(s) would have been stored with flags (nothing stored)")
+            out.append(flagged_line(self.flagged, self.ok))
         out += [f"skipped {d}: {why}" for d, why in self.skipped]
         out += [r.text() for r in self.rejected]
         return out

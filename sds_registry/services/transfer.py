@@ -53,6 +53,20 @@ class Rejection:
         return f"REJECTED {where} {self.key}: " + "; ".join(self.reasons)
 
 
+def count_line(name: str, ok: bool, created: int, updated: int, deleted: int, unchanged: int) -> str:
+    """One report line of what an import did to one kind of record (or would have done, when it failed)."""
+    if not ok:
+        return f"{name}: would have created {created}, updated {updated}, deleted {deleted} (nothing stored)"
+    return f"{name}: {created} created, {updated} updated, {deleted} deleted, {unchanged} unchanged"
+
+
+def flagged_line(flagged: int, ok: bool) -> str:
+    """The report line for records a lenient import stored with flags (or would have, when it failed)."""
+    if ok:
+        return f"lenient: {flagged} record(s) stored with flags (values breaking our rules)"
+    return f"lenient: {flagged} record(s) would have been stored with flags (nothing stored)"
+
+
 @dataclass
 class ImportReport:
     """Counts per section; ``lines()`` says "created" only when the import is ``ok`` (and so stored)."""
@@ -87,15 +101,12 @@ class ImportReport:
                                                     self.skipped))
             if not (c or u or d or n or k or s in self.created):
                 continue
-            if not self.ok:
-                out.append(f"{s}: would have created {c}, updated {u}, deleted {d} (nothing stored)")
-            elif self.mode == "create":
+            if self.ok and self.mode == "create":
                 out.append(f"{s}: {c} created, {k} already present")
             else:
-                out.append(f"{s}: {c} created, {u} updated, {d} deleted, {n} unchanged")
+                out.append(count_line(s, self.ok, c, u, d, n))
         if self.flagged:
-            out.append(f"lenient: {self.flagged} record(s) stored with flags (values breaking our rules)" if self.ok
-                       else f"lenient: {self.flagged} record(s) would have been stored with flags (nothing stored)")
+            out.append(flagged_line(self.flagged, self.ok))
         out += [r.text() for r in self.rejected]
         return out
 
