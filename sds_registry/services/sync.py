@@ -48,7 +48,7 @@ from sds_registry.services import bulk
 from sds_registry.services.accredited_systems import _as_defaults
 from sds_registry.services.mhs import _mhs_defaults, new_cpa_id
 from sds_registry.services.records import AS_LISTS, AS_SCALARS, MHS_LISTS, MHS_SCALARS, ORG_SCALARS
-from sds_registry.services.writes import RNG, Actor, add_audit, clear_changed_lists, flush, touch
+from sds_registry.services.writes import RNG, Actor, add_audit, apply, flush
 
 Mode = Literal["create", "upsert", "sync"]
 MODES: tuple[Mode, ...] = ("create", "upsert", "sync")
@@ -335,13 +335,7 @@ def apply_plan(session: Session, plan: Plan, actor: Actor, *,
         scalars, lists = _FIELDS[r.kind.name]
         row = session.get(r.kind.model, s["id"])
         assert row is not None
-        clear_changed_lists(row, {name: r.values[name] for name in lists})
-        for name in scalars:
-            setattr(row, name, r.values[name])
-        for name in lists:
-            setattr(row, name, list(r.values[name]))
-        row.flags = " ".join(r.flags) or None
-        touch(row)
+        apply(row, r.values, scalars, lists, r.flags, replace=True)
         flush(session, f"{r.kind.name.replace('_', ' ')} {r.key!r}")
         if each:
             add_audit(session, actor, "update", r.kind.name, r.key, _public(s),
