@@ -30,6 +30,7 @@ from tests.unit.ssp.fixtures import (
     STRUCTURED,
     STRUCTURED_RECORD,
     Directory,
+    FreshBearer,
     claims,
     make_jwt,
     seed,
@@ -185,7 +186,7 @@ def test_ten_megabytes_stream_through_chunked_without_being_held(
 # ---- Refusals: exact status and body -----------------------------------------------------------------------
 
 
-REFUSALS: list[tuple[str, str, dict[str, str], str, int, str, str]] = [
+REFUSALS: list[tuple[str, str, dict[str, str | FreshBearer], str, int, str, str]] = [
     ("missing header", "GET", {"Ssp-TraceID": "<drop>"}, f"{FOUNDATIONS}/metadata", 400, "invalid",
      "MISSING_OR_INVALID_HEADER_Ssp-TraceID"),
     ("unknown interaction", "GET", {"Ssp-InteractionID": "urn:nhs:names:services:gpconnect:fhir:rest:read:x-1"},
@@ -203,7 +204,7 @@ REFUSALS: list[tuple[str, str, dict[str, str], str, int, str, str]] = [
      "https://provider.test:443/A11111/STU3/1/gpconnect/metadata"),
     ("no agreement", "GET", {"Ssp-From": STRANGER_ASID}, f"{FOUNDATIONS}/metadata", 403, "forbidden",
      f"FOT_CHECK_FAILED_MESSAGESENDER_{STRANGER_ASID}_MESSAGERECEIVER_{PROVIDER_ASID}"),
-    ("JWT broken", "GET", {"Authorization": "Bearer " + make_jwt(claims(scope="patient/*.read"))},
+    ("JWT broken", "GET", {"Authorization": FreshBearer(scope="patient/*.read")},
      f"{FOUNDATIONS}/metadata", 400, "invalid", "INVALID_JWT_REQUESTED_SCOPE_INVALID_FOR_INTERACTION"),
 ]
 
@@ -211,13 +212,14 @@ REFUSALS: list[tuple[str, str, dict[str, str], str, int, str, str]] = [
 @pytest.mark.parametrize(("method", "changes", "target", "status", "code", "token"), [r[1:] for r in REFUSALS],
                          ids=[r[0] for r in REFUSALS])
 def test_refusal(ssp: SspServer, directory: Directory, consumer_client: httpx.Client, stranger_client: httpx.Client,
-                 method: str, changes: dict[str, str], target: str, status: int, code: str, token: str) -> None:
+                 method: str, changes: dict[str, str | FreshBearer], target: str, status: int, code: str,
+                 token: str) -> None:
     headers = {**ssp_headers(), **JSON_ACCEPT}
     for name, value in changes.items():
         if value == "<drop>":
             del headers[name]
         else:
-            headers[name] = value
+            headers[name] = value.value() if isinstance(value, FreshBearer) else value
     client = stranger_client if headers["Ssp-From"] == STRANGER_ASID else consumer_client
     _assert_refusal(_get(client, ssp, target, headers, method=method), status, code, token)
 

@@ -129,6 +129,21 @@ def make_jwt(payload: dict[str, Any] | None = None, header: dict[str, Any] | Non
     return f"{_b64(header or {'alg': 'none', 'typ': 'JWT'})}.{_b64(payload or claims())}.{signature}"
 
 
+@dataclass(frozen=True)
+class FreshBearer:
+    """An Authorization value minted when the test runs, not when it is collected.
+
+    A GP Connect audit JWT lives five minutes, and a whole suite takes longer: a token built into a parametrize
+    table at import time has expired by the time a late test uses it.
+    """
+
+    aud: str = FOUNDATIONS
+    scope: str = "organization/*.read"
+
+    def value(self) -> str:
+        return "Bearer " + make_jwt(claims(aud=self.aud, scope=self.scope))
+
+
 def ssp_headers(
     interaction: str = METADATA, *, sender: str = CONSUMER_ASID, receiver: str = PROVIDER_ASID,
     token: str | None = None, trace_id: str | None = None,

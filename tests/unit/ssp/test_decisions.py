@@ -20,6 +20,7 @@ from tests.unit.ssp.fixtures import (
     STRANGER_ASID,
     STRANGER_ODS,
     UNKNOWN_ASID,
+    FreshBearer,
     claims,
     make_jwt,
     seed,
@@ -36,7 +37,7 @@ def directory(session: Session) -> Session:
 
 
 def _decide(session: Session, method: str = "GET", target: str = TARGET, cn: str | None = None,
-            mutual_tls: bool = False, **headers: str) -> tuple[int, str]:
+            mutual_tls: bool = False, **headers: str | FreshBearer) -> tuple[int, str]:
     base = ssp_headers()
     for name, value in headers.items():
         key = {"trace": "Ssp-TraceID", "sender": "Ssp-From", "receiver": "Ssp-To",
@@ -44,7 +45,7 @@ def _decide(session: Session, method: str = "GET", target: str = TARGET, cn: str
         if value == "<drop>":
             base.pop(key)
         else:
-            base[key] = value
+            base[key] = value.value() if isinstance(value, FreshBearer) else value
     decision = decide(session, SspRequest(method, target, base, client_cn=cn, mutual_tls=mutual_tls))
     return decision.status, decision.outcome
 
@@ -96,10 +97,10 @@ REFUSALS = [
      f"ENDPOINT_{FOUNDATIONS}_CPAID_S000000000001_VARIES_FROM_TARGETURL_{FOUNDATIONS}x/metadata"),
     ("no data-sharing agreement", dict(sender=STRANGER_ASID), 403,
      f"FOT_CHECK_FAILED_MESSAGESENDER_{STRANGER_ASID}_MESSAGERECEIVER_{PROVIDER_ASID}"),
-    ("JWT broken", dict(authorization="Bearer " + make_jwt(claims(scope="patient/*.read"))), 400,
+    ("JWT broken", dict(authorization=FreshBearer(scope="patient/*.read")), 400,
      "INVALID_JWT_REQUESTED_SCOPE_INVALID_FOR_INTERACTION"),
-    ("JWT aud not the service root", dict(authorization="Bearer " + make_jwt(claims(aud="https://x.test/A/STU3/1")))
-     , 400, "INVALID_JWT_AUD_NOT_SERVICE_ROOT_URL"),
+    ("JWT aud not the service root", dict(authorization=FreshBearer(aud="https://x.test/A/STU3/1")), 400,
+     "INVALID_JWT_AUD_NOT_SERVICE_ROOT_URL"),
 ]
 
 
