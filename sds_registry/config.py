@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -70,6 +71,11 @@ class Settings:
     #: means a fresh temporary folder per run, removed on exit. A set folder is emptied at start and kept.
     metrics_dir: str = ""
     log_format: str = "text"  #: "text" lines or "json" objects (one per line), on stderr
+    #: The web pages at / (search, organisations, systems, interactions, SSP activity, registration forms).
+    web: bool = False
+    #: Key signing the web pages' session cookie and CSRF tokens; "" = a random key made when the settings are first
+    #: loaded with SDS_WEB on, shared with every process started afterwards (see _web_secret_key).
+    web_secret_key: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -127,10 +133,29 @@ def load_settings(
     if fmt not in ("text", "json"):
         raise ConfigError(f"{_ENV_PREFIX}LOG_FORMAT: {settings.log_format!r} is not a log format; use text or json")
     settings = replace(settings, log_level=level, log_format=fmt)
+    if settings.web_secret_key and len(settings.web_secret_key) < WEB_SECRET_KEY_MIN:
+        raise ConfigError(f"{_ENV_PREFIX}WEB_SECRET_KEY: too short ({len(settings.web_secret_key)} characters); use "
+                          f"at least {WEB_SECRET_KEY_MIN}, e.g. the output of: python3 -c "
+                          "'import secrets; print(secrets.token_urlsafe(32))'")
     _check_sqlite_folder(settings.database_url)
+    if settings.web and not settings.web_secret_key:
+        settings = replace(settings, web_secret_key=_web_secret_key(environ is None))
     return settings
 
 
+def _web_secret_key(share: bool) -> str:
+    """A random key for the web pages' cookies when SDS_WEB_SECRET_KEY is not set. ``share`` (settings read from
+    this process's environment): the key is put into that environment, so the processes started from here on
+    (``sds serve``'s facades, gunicorn's workers) sign with the same key; a restart makes a new one, ending every
+    web session. Under another WSGI server's separate workers, set SDS_WEB_SECRET_KEY."""
+    key = secrets.token_urlsafe(32)
+    if share:
+        os.environ[_ENV_PREFIX + "WEB_SECRET_KEY"] = key
+    return key
+
+
+#: The shortest SDS_WEB_SECRET_KEY accepted (a guessable key lets anyone forge a session cookie).
+WEB_SECRET_KEY_MIN = 32
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 #: Variables with the SDS_ prefix that are not settings: the test suite's own (documented in the README).
 _NOT_SETTINGS_PREFIX = "SDS_TEST_"
