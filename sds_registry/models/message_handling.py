@@ -66,6 +66,9 @@ class MessageHandlingSystem(Versioned, Base):
         Index("ix_message_handling_systems_interaction_id_party_key_lower", "interaction_id", func.lower(party_key)),
         Index("ix_message_handling_systems_party_key_lower", func.lower(party_key)),
         Index("ix_message_handling_systems_unique_identifier_lower", func.lower(unique_identifier)),
+        # The web pages' paged searches (keyset on id): by interaction, by FQDN (DNS names ignore case).
+        Index("ix_message_handling_systems_interaction_id_id", "interaction_id", "id"),
+        Index("ix_message_handling_systems_fqdn_lower_id", func.lower(fqdn), "id"),
     )
 
 
