@@ -34,6 +34,10 @@ def create_agreement(session: Session, data: Mapping[str, Any], actor: Actor) ->
     if issues:
         raise InvalidIdentifier(issues)
     actor.check_may_write(*(v for v in values.values() if v != "*"))
+    if values["provider_ods"] == "*" and not actor.admin:
+        # "*" as the provider is every organisation's records: no ODS binding covers them all.
+        raise Forbidden(f"client {actor.name!r} may not create an agreement with every provider ('*'): "
+                        "that needs an admin token")
     existing = session.scalar(select(DataSharingAgreement).where(
         DataSharingAgreement.consumer_ods == values["consumer_ods"],
         DataSharingAgreement.provider_ods == values["provider_ods"],
