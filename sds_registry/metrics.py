@@ -28,11 +28,13 @@ SSP_PROVIDER_DURATION = Histogram("sds_ssp_provider_duration_seconds", "SSP prov
 DB_QUERY_DURATION = Histogram("sds_db_query_duration_seconds", "Database statement latency")
 DB_POOL_CHECKED_OUT = Gauge("sds_db_pool_checked_out", "Database connections checked out of the pool",
                             multiprocess_mode="livesum")
+WORKER_RESTARTS = Counter("sds_worker_restarts_total",
+                          "Worker or facade processes that died on their own and were replaced", ["facade"])
 BUILD_INFO = Gauge("sds_build_info", "sds-registry build", ["version"], multiprocess_mode="max")
 BUILD_INFO.labels(VERSION).set(1)
 
 _http: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-_ldap: dict[tuple[str, int], Any] = {}
+_ldap: dict[tuple[str, int | None], Any] = {}
 _ldap_duration: dict[str, Any] = {}
 _ssp: dict[str, Any] = {}
 
@@ -46,12 +48,13 @@ def observe_http(route: str, method: str, status: int, seconds: float) -> None:
     children[1].observe(seconds)
 
 
-def observe_ldap(operation: str, result: int, seconds: float | None = None) -> None:
-    """One LDAP operation answered with ``result`` (an LDAP result code); ``seconds`` for directory work."""
+def observe_ldap(operation: str, result: int | None, seconds: float | None = None) -> None:
+    """One LDAP operation answered with ``result`` (an LDAP result code; None, label ``none``, for unbind and
+    abandon, which have no response); ``seconds`` for directory work."""
     key = (operation, result)
     child = _ldap.get(key)
     if child is None:
-        child = _ldap[key] = LDAP_OPERATIONS.labels(operation, str(result))
+        child = _ldap[key] = LDAP_OPERATIONS.labels(operation, "none" if result is None else str(result))
     child.inc()
     if seconds is not None:
         hist = _ldap_duration.get(operation)
@@ -67,11 +70,17 @@ def observe_ssp(outcome: str) -> None:
     child.inc()
 
 
-def mark_process_dead(pid: int) -> None:
-    """Drop a finished worker's live gauges (multiprocess mode only; harmless otherwise)."""
-    from prometheus_client import values
+def count_restart(facade: str) -> None:
+    """A dead worker (or facade process) of ``facade`` (http, ldap, ssp) was replaced."""
+    WORKER_RESTARTS.labels(facade).inc()
 
-    if values.ValueClass is not values.MutexValue:
-        from prometheus_client import multiprocess
 
+def mark_process_dead(pid: int, folder: str | None = None) -> None:
+    """Drop a finished worker's live gauges (multiprocess mode only; harmless otherwise). ``folder``: the
+    multiprocess folder, for the ``sds serve`` supervisor (which writes no samples itself)."""
+    from prometheus_client import multiprocess, values
+
+    if folder is not None:
+        multiprocess.mark_process_dead(pid, folder)  # type: ignore[no-untyped-call]
+    elif values.ValueClass is not values.MutexValue:
         multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -1,5 +1,8 @@
 """One access line per LDAP operation answered (logger ``sds.ldap.access``): connection id, message id, operation,
-base (or bind DN), filter, result code, entries and duration. Never a bind password."""
+base (or bind DN), filter, result code, entries and duration. Never a bind password.
+
+``answered`` also counts the operation (``sds_ldap_operations_total``); unbind and abandon, which have no
+response, count with result ``none``; a connection the server ends counts as operation ``disconnect``."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ import logging
 import os
 import time
 
+from sds_registry import metrics
 from sds_registry.ldap import filterstr
 from sds_registry.ldap.ast import Filter
 
@@ -18,10 +22,6 @@ _ids = itertools.count(1)
 def next_connection_id() -> str:
     """Unique across the serving processes of one host: pid and a per-process counter."""
     return f"{os.getpid()}-{next(_ids)}"
-
-
-def enabled() -> bool:
-    return log.isEnabledFor(logging.INFO)
 
 
 def result_code(message: bytes) -> int | None:
@@ -50,3 +50,11 @@ def line(conn_id: str, message_id: int, operation: str, base: str, filt: Filter 
              filter_text or "-", code, entries, duration_ms,
              extra={"connection_id": conn_id, "message_id": message_id, "operation": operation, "base": base,
                     "filter": filter_text, "result_code": code, "entries": entries, "duration_ms": duration_ms})
+
+
+def answered(conn_id: str, message_id: int, operation: str, base: str, filt: Filter | None, code: int | None,
+             entries: int | None, started: float, directory_seconds: float | None = None) -> None:
+    """Count one operation (with its directory time, for searches and compares) and write its access line."""
+    metrics.observe_ldap(operation, code, directory_seconds)
+    if log.isEnabledFor(logging.INFO):
+        line(conn_id, message_id, operation, base, filt, code, entries, started)

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from sds_registry import metrics
 from sds_registry.config import Settings
 from sds_registry.ldap import access, codec, responses
 from sds_registry.ldap.ast import Control, Result, SearchEntry, SearchRequest
@@ -178,20 +177,19 @@ class LDAPConnection:
     def _disconnect(self, reason: str, code: int = ResultCode.PROTOCOL_ERROR) -> Close:
         self.closed = True
         self._buffer.clear()
+        access.answered(self.conn_id, 0, "disconnect", reason, None, int(code), None, time.perf_counter())
         return Close(responses.encode_notice_of_disconnection(int(code), reason))
 
     def _handle(self, raw: bytes) -> Event | None:
+        started = time.perf_counter()
         try:
             msg = codec.decode_message(raw)
         except RequestError as exc:
             response_tag = codec.RESPONSE_TAG.get(exc.request_tag)
             if response_tag is None:  # unbind/abandon have no response to carry the error
                 return self._disconnect(f"malformed request: {exc}")
-            return Send(
-                responses.encode_result(
-                    exc.message_id, response_tag, ResultCode.PROTOCOL_ERROR, "", f"decoding error: {exc}"
-                )
-            )
+            return self._answer("malformed", exc.message_id, "", started, responses.encode_result(
+                exc.message_id, response_tag, ResultCode.PROTOCOL_ERROR, "", f"decoding error: {exc}"))
         except DecodeError as exc:
             return self._disconnect(f"malformed message: {exc}")
         op = msg.op
@@ -201,36 +199,43 @@ class LDAPConnection:
             if type(event) is SearchWork:
                 self._in_progress.add(mid)
                 self._abandoned.discard(mid)  # an abandon for an earlier use of this ID is stale
+            elif isinstance(event, Send):  # refused before any directory work (a control)
+                access.answered(self.conn_id, mid, "search", op.base, op.filter, access.result_code(event.data), 0,
+                                started)
             return event
-        if isinstance(op, BindRequest):
-            started = time.perf_counter()
-            data = self._bind(mid, op)
-            if access.enabled():  # the DN and the result code; never the password
-                access.line(self.conn_id, mid, "bind", op.name, None, access.result_code(data), None, started)
-            return Send(data)
+        if isinstance(op, BindRequest):  # the access line has the DN and the result code; never the password
+            return self._answer("bind", mid, op.name, started, self._bind(mid, op))
         if isinstance(op, UnbindRequest):
             self.closed = True
             self._buffer.clear()
+            access.answered(self.conn_id, mid, "unbind", "", None, None, None, started)
             return Close()
         if isinstance(op, AbandonRequest):
             # Only a request still in progress can be abandoned; a finished one's ID may be reused later.
             if op.message_id in self._in_progress:
                 self._abandoned.add(op.message_id)
+            access.answered(self.conn_id, mid, "abandon", str(op.message_id), None, None, None, started)
             return Abandon(op.message_id)
         if isinstance(op, CompareRequest):
             if (bad := self._unsupported_critical(msg.controls, ())) is not None:
-                return Send(responses.encode_result(mid, 0x6F, bad.code, "", bad.message))
+                return self._answer("compare", mid, op.dn, started,
+                                    responses.encode_result(mid, 0x6F, bad.code, "", bad.message))
             self._in_progress.add(mid)
             self._abandoned.discard(mid)
             return CompareWork(mid, op)
         if isinstance(op, ExtendedRequest):
-            return self._extended(mid, op)
+            event = self._extended(mid, op)
+            name = {START_TLS: "starttls", WHO_AM_I: "whoami"}.get(op.name, "extended")
+            access.answered(self.conn_id, mid, name, "", None, access.result_code(event.data), None, started)
+            return event
         assert isinstance(op, UpdateRequest)
-        return Send(
-            responses.encode_result(
-                mid, codec.RESPONSE_TAG[op.tag], ResultCode.UNWILLING_TO_PERFORM, "", READ_ONLY_MESSAGE
-            )
-        )
+        return self._answer(op.kind, mid, op.dn, started, responses.encode_result(
+            mid, codec.RESPONSE_TAG[op.tag], ResultCode.UNWILLING_TO_PERFORM, "", READ_ONLY_MESSAGE))
+
+    def _answer(self, operation: str, mid: int, base: str, started: float, data: bytes) -> Send:
+        """Send an answer that needed no directory work, counted and logged with its result code."""
+        access.answered(self.conn_id, mid, operation, base, None, access.result_code(data), None, started)
+        return Send(data)
 
     @staticmethod
     def _unsupported_critical(controls: tuple[Control, ...], allowed: tuple[str, ...]) -> Result | None:
@@ -260,34 +265,22 @@ class LDAPConnection:
         if req.version != 3:
             return responses.encode_result(mid, 0x61, ResultCode.PROTOCOL_ERROR, "", "only LDAPv3 is supported")
         if req.password is None:
-            return responses.encode_result(
-                mid,
-                0x61,
-                ResultCode.AUTH_METHOD_NOT_SUPPORTED,
-                "",
-                f"SASL ({req.sasl_mechanism}) is not supported; use a simple bind",
-            )
+            return responses.encode_result(mid, 0x61, ResultCode.AUTH_METHOD_NOT_SUPPORTED, "",
+                                           f"SASL ({req.sasl_mechanism}) is not supported; use a simple bind")
         if req.name and not req.password:
-            return responses.encode_result(
-                mid,
-                0x61,
-                ResultCode.UNWILLING_TO_PERFORM,
-                "",
-                "unauthenticated bind (DN with no password) is not allowed",
-            )
+            return responses.encode_result(mid, 0x61, ResultCode.UNWILLING_TO_PERFORM, "",
+                                           "unauthenticated bind (DN with no password) is not allowed")
         s = self.settings
         if req.name and s.ldap_bind_dn:
             dn_ok = _normalise_dn(req.name) == _normalise_dn(s.ldap_bind_dn)
             pw_ok = hmac.compare_digest(req.password, s.ldap_bind_password.encode("utf-8"))
             if not (dn_ok and pw_ok):
-                metrics.observe_ldap("bind", ResultCode.INVALID_CREDENTIALS)
                 return responses.encode_result(mid, 0x61, ResultCode.INVALID_CREDENTIALS)
             self.bound_dn = s.ldap_bind_dn
         # Without a configured account any simple bind gives anonymous read access, as SDS does.
-        metrics.observe_ldap("bind", ResultCode.SUCCESS)
         return responses.encode_result(mid, 0x61, ResultCode.SUCCESS)
 
-    def _extended(self, mid: int, req: ExtendedRequest) -> Event:
+    def _extended(self, mid: int, req: ExtendedRequest) -> Send | StartTLS:
         if req.name == WHO_AM_I:
             authz = f"dn:{self.bound_dn}" if self.bound_dn else ""
             return Send(responses.encode_extended_response(mid, ResultCode.SUCCESS, value=authz.encode("utf-8")))
@@ -332,9 +325,8 @@ class LDAPConnection:
                 except Exception as exc:  # noqa: BLE001 - one failing request must not end the connection
                     log.exception("LDAP compare failed")
                     result = result_for_error(exc)
-                metrics.observe_ldap("compare", result.code, time.perf_counter() - started)
-                if access.enabled():
-                    access.line(self.conn_id, mid, "compare", r.dn, None, result.code, None, started)
+                access.answered(self.conn_id, mid, "compare", r.dn, None, result.code, None, started,
+                                time.perf_counter() - started)
                 return responses.encode_result(mid, 0x6F, result.code, result.matched_dn, result.message)
             if work.page_size is not None:
                 return self._paged_search(work)
@@ -344,10 +336,8 @@ class LDAPConnection:
             except Exception as exc:  # noqa: BLE001
                 log.exception("LDAP search failed")
                 entries, result = [], result_for_error(exc)
-            metrics.observe_ldap("search", result.code, time.perf_counter() - started)
-            if access.enabled():
-                access.line(self.conn_id, mid, "search", work.request.base, work.request.filter, result.code,
-                            len(entries), started)
+            access.answered(self.conn_id, mid, "search", work.request.base, work.request.filter, result.code,
+                            len(entries), started, time.perf_counter() - started)
             if mid in self._abandoned:
                 return b""
             return responses.encode_search_response(mid, entries, result.code, result.matched_dn, result.message)
@@ -356,17 +346,27 @@ class LDAPConnection:
             self._abandoned.discard(mid)
 
     def _paged_search(self, work: SearchWork) -> bytes:
-        """RFC 2696 over a snapshot: the first page runs the search, later pages slice what it returned."""
+        """RFC 2696 over a snapshot: the first page runs the search, later pages slice what it returned.
+        Every page is one operation answered (counted and logged; directory time only on the first)."""
+        mid, req = work.message_id, work.request
+        started = time.perf_counter()
+        data, code, sent, seconds = self._page(work)
+        access.answered(self.conn_id, mid, "search", req.base, req.filter, code, sent, started, seconds)
+        return b"" if mid in self._abandoned else data
+
+    def _page(self, work: SearchWork) -> tuple[bytes, int, int, float | None]:
+        """(the page's messages, its result code, entries in it, seconds of directory work or None)."""
         mid, req, size = work.message_id, work.request, work.page_size or 0
         key = (req.base, req.scope, req.deref, req.types_only, req.filter, req.attributes)
+        seconds = None
         if work.cookie:
             state = self._paged.pop(work.cookie, None)
             if state is None or state.key != key:
                 return responses.encode_search_done(
                     mid, ResultCode.UNWILLING_TO_PERFORM, "", "paged results cookie is invalid or expired"
-                )
+                ), ResultCode.UNWILLING_TO_PERFORM, 0, None
             if size == 0:  # the client abandons the paged search
-                return responses.encode_search_done(mid, controls=[responses.paged_control(0, b"")])
+                return responses.encode_search_done(mid, controls=[responses.paged_control(0, b"")]), 0, 0, None
             entries, final = state.entries, state.final
         else:
             started = time.perf_counter()
@@ -375,20 +375,19 @@ class LDAPConnection:
             except Exception as exc:  # noqa: BLE001
                 log.exception("LDAP search failed")
                 entries, final = [], result_for_error(exc)
-            metrics.observe_ldap("search", final.code, time.perf_counter() - started)
+            seconds = time.perf_counter() - started
             if size == 0:
                 return responses.encode_search_done(
                     mid, final.code, final.matched_dn, final.message, [responses.paged_control(len(entries), b"")]
-                )
-        if mid in self._abandoned:
-            return b""
+                ), final.code, 0, seconds
         page, rest = entries[:size], entries[size:]
         if not rest:
             return responses.encode_search_response(
                 mid, page, final.code, final.matched_dn, final.message, [responses.paged_control(0, b"")]
-            )
+            ), final.code, len(page), seconds
         cookie = os.urandom(12)
         if len(self._paged) >= MAX_PAGED_SEARCHES:
             self._paged.pop(next(iter(self._paged)))
         self._paged[cookie] = _PagedSearch(key, rest, final)
-        return responses.encode_search_response(mid, page, controls=[responses.paged_control(len(entries), cookie)])
+        data = responses.encode_search_response(mid, page, controls=[responses.paged_control(len(entries), cookie)])
+        return data, ResultCode.SUCCESS, len(page), seconds
