@@ -80,7 +80,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 def _instrument(engine: Engine) -> Engine:
     """Statement timings (sds_db_query_duration_seconds) and the checked-out gauge, from engine events: two
-    perf_counter calls and a histogram observe per statement. ReadPool's raw FHIR reads bypass both."""
+    perf_counter calls and a histogram observe per statement. Raw-cursor reads (the FHIR lookups on a ReadConnection,
+    the LDAP directory) time themselves; they take no pooled connection per request."""
     observe = metrics.DB_QUERY_DURATION.observe
     checked_out = metrics.DB_POOL_CHECKED_OUT
 

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Integer, String, bindparam, case, func, literal_column, select
 from sqlalchemy.engine import Engine
 
+from sds_registry import metrics
 from sds_registry.config import Settings
 from sds_registry.ldap import ast, dit, dn, filters
 from sds_registry.ldap.backend import Attrs, TimeLimitExceeded
@@ -143,6 +144,7 @@ class Directory:
                 conn.set_progress_handler(lambda: time.monotonic() > deadline, 20000)
             try:
                 cur = conn.cursor()
+                started = time.perf_counter()
                 try:
                     for statement in setup:
                         cur.execute(statement)
@@ -152,6 +154,7 @@ class Directory:
                         cur.execute(statement)
                 finally:
                     cur.close()
+                    metrics.DB_QUERY_DURATION.observe(time.perf_counter() - started)  # raw cursor: no engine events
             except dbapi_error as exc:
                 if watch:
                     conn.set_progress_handler(None, 0)

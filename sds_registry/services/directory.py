@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import json.scanner
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -15,6 +16,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Select, func, literal_column, select
 from sqlalchemy.orm import Session
 
+from sds_registry import metrics
 from sds_registry.db import ReadConnection
 from sds_registry.errors import NotFound
 from sds_registry.models import AccreditedSystem, AsInteraction, MessageHandlingSystem, Organisation
@@ -214,11 +216,13 @@ def _fetch(reader: Reader, lookup: str, params: dict[str, Any]) -> list[Any]:
         order = tuple(compiled.positiontup) if compiled.positiontup else None
         entry = _compiled_sql[key] = (str(compiled), order)
     sql, order = entry
+    started = time.perf_counter()
     try:
         cursor.execute(sql, tuple([params[name] for name in order]) if order is not None else params)
         return cursor.fetchall()  # type: ignore[no-any-return]
     finally:
         cursor.close()
+        metrics.DB_QUERY_DURATION.observe(time.perf_counter() - started)  # raw cursors skip the engine's events
 
 
 def _mhs_view_statement(filters: tuple[str, ...]) -> Any:

@@ -7,15 +7,21 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import httpx
 import ldap3
 import pytest
+from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 from sds_registry.config import Settings
+from sds_registry.ldap.ast import DerefAliases, Scope, SearchRequest
+from sds_registry.ldap.directory import Directory
+from sds_registry.ldap.filterstr import parse_filter
 from sds_registry.models import AccreditedSystem, MessageHandlingSystem, Organisation
 from sds_registry.serve import _metrics_folder
 from tests.support.serving import Running, sds_serve
@@ -100,3 +106,30 @@ def test_serve_removes_its_temporary_metrics_dir(seeded: Engine, database_url: s
                       .split(b"\0")[0].decode())
         assert folder.is_dir()
     assert not folder.exists()
+
+
+def _statements_timed() -> float:
+    return REGISTRY.get_sample_value("sds_db_query_duration_seconds_count") or 0.0
+
+
+def test_raw_cursor_reads_are_timed(seeded: Engine, client: FlaskClient) -> None:
+    """The FHIR lookups (a ReadConnection) and the LDAP directory read through raw DBAPI cursors, which the
+    engine's statement events never see; they time themselves into the same histogram."""
+    org = quote("https://fhir.nhs.uk/Id/ods-organization-code|A20047")
+    svc = quote(f"https://fhir.nhs.uk/Id/nhsServiceInteractionId|{METADATA}")
+    before = _statements_timed()
+    response = client.get(f"/spine-directory/FHIR/R4/Endpoint?organization={org}&identifier={svc}",
+                          headers={"X-Correlation-ID": "0f6d3c8e-8d0a-4f0e-9a8e-2b1b7c1d2e3f"})
+    assert response.status_code == 200 and response.json["total"] == 1  # type: ignore[index]
+    assert _statements_timed() > before
+
+    directory = Directory(seeded, Settings())
+    try:
+        request = SearchRequest("ou=services,o=nhs", Scope.SUB, DerefAliases.NEVER, 0, 0, False,
+                                parse_filter("(&(objectClass=nhsMhs)(nhsIDCode=A20047))"), ())
+        before = _statements_timed()
+        entries, result = directory.search(request, 0, 0)
+        assert result.code == 0 and entries
+        assert _statements_timed() > before
+    finally:
+        directory.close()
