@@ -39,7 +39,12 @@ def _aware(value: datetime | None) -> datetime | None:
 def actor_for_token(session: Session, token: str) -> Actor | None:
     """The Actor a bearer token stands for, or None when the token is unknown or revoked. Notes the use in
     ``last_used_at`` (stored if the caller commits)."""
-    client = session.scalar(select(ApiClient).where(ApiClient.token_hash == hash_token(token)))
+    return actor_for_token_hash(session, hash_token(token))
+
+
+def actor_for_token_hash(session: Session, token_hash: str) -> Actor | None:
+    """actor_for_token for a token known by its hash (the web pages keep the hash in their session, not the token)."""
+    client = session.scalar(select(ApiClient).where(ApiClient.token_hash == token_hash))
     if client is None or client.revoked_at is not None:
         return None
     now = utcnow()

@@ -14,7 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from sds_registry.config import Settings
 from sds_registry.db import ReadPool, make_engine, make_sessionmaker
-from sds_registry.web import access, context, fhir, negotiation
+from sds_registry.web import access, context, fhir, negotiation, pages
 from sds_registry.web import metrics as web_metrics
 from sds_registry.web.api import admin as api_admin
 from sds_registry.web.api import errors as api_errors
@@ -26,7 +26,8 @@ GZIP_MIN_BYTES = 1024
 
 
 def build_app(settings: Settings) -> Flask:
-    """A Flask app serving the JSON registry API (/api), the SSP's HTTP endpoints and the SDS FHIR API."""
+    """A Flask app serving the JSON registry API (/api), the SSP's HTTP endpoints and the SDS FHIR API, and the web
+    pages at / when SDS_WEB is on."""
     app = Flask("sds_registry", static_folder=None)
     engine = make_engine(settings.database_url)
     app.extensions["sds"] = {"settings": settings, "engine": engine, "sessionmaker": make_sessionmaker(engine),
@@ -43,6 +44,8 @@ def build_app(settings: Settings) -> Flask:
     app.register_blueprint(ssp_api.audit_bp, url_prefix="/api/audit")
     app.register_blueprint(api_openapi.bp, url_prefix="/api")
     app.register_blueprint(fhir.blueprint(settings))
+    if settings.web:
+        pages.install(app, settings)
     web_metrics.install(app, engine)
     return app
 
