@@ -1,6 +1,8 @@
 """``sds serve``: one supervisor process starting each enabled facade (HTTP, LDAP, SSP) in its own process.
 
-SIGINT/SIGTERM stop every child cleanly; if a child dies, the others are stopped and serve exits non-zero.
+SIGINT/SIGTERM stop every child cleanly (exit status 0). A child that dies on its own is replaced (one log line;
+the new one counts itself in sds_worker_restarts_total), unless it keeps dying soon after it starts (see
+workers.RestartGuard): then the others are stopped and serve exits non-zero.
 A facade whose SDS_*_BIND is the empty string is off.
 """
 
@@ -16,10 +18,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from sds_registry import metrics
 from sds_registry.config import Settings, child_environment, parse_bind
 from sds_registry.errors import ConfigError
 from sds_registry.logs import gunicorn_logconfig
-from sds_registry.workers import check_address_free
+from sds_registry.workers import RestartGuard, check_address_free, die_with_parent, report_death
 
 log = logging.getLogger("sds.serve")
 STOP_GRACE_SECONDS = 10.0
@@ -142,19 +145,28 @@ def _metrics_folder(settings: Settings) -> str:
 
 
 def _run_children(facades: list[str], env: dict[str, str], stopped: Any) -> int:
-    children = {
-        name: subprocess.Popen([sys.executable, "-m", "sds_registry.cli", "serve-facade", name], env=env)
-        for name in facades
-    }
+    """Run one ``serve-facade`` process per facade until ``stopped()``; replace one that ends on its own (not
+    when the RestartGuard sees a crash loop: then stop the others and return 1). 0 after a clean stop."""
+    def start(name: str, restarted: bool) -> subprocess.Popen[bytes]:
+        command = [sys.executable, "-m", "sds_registry.cli", "serve-facade", name]
+        return subprocess.Popen([*command, "--restarted"] if restarted else command, env=env)
+
+    children = {name: start(name, False) for name in facades}
+    started = {name: time.monotonic() for name in facades}
+    guards = {name: RestartGuard() for name in facades}
     status = 0
-    stopping = False
-    while not stopping and not stopped():
+    while not stopped() and status == 0:
         for name, child in children.items():
             code = child.poll()
-            if code is not None:
-                log.error("the %s facade exited with status %s; stopping the others", name, code)
-                stopping, status = True, 1
+            if code is None or stopped():
+                continue
+            metrics.mark_process_dead(child.pid, env.get(MULTIPROC_ENV))
+            restart = guards[name].allow(time.monotonic() - started[name])
+            report_death(name, "facade process", child.pid, code, restart)
+            if not restart:
+                status = 1
                 break
+            children[name], started[name] = start(name, True), time.monotonic()
         time.sleep(0.2)
     for child in children.values():
         if child.poll() is None:
@@ -197,6 +209,7 @@ def run_http(settings: Settings) -> None:
             self.cfg.set("graceful_timeout", 5)
             self.cfg.set("proc_name", "sds-http")
             self.cfg.set("child_exit", _http_worker_exit)
+            self.cfg.set("pre_fork", _http_worker_start)
 
         def load(self) -> Any:
             return create_app()
@@ -206,14 +219,23 @@ def run_http(settings: Settings) -> None:
 
 
 def _http_worker_exit(_server: Any, worker: Any) -> None:
-    from sds_registry import metrics
-
     metrics.mark_process_dead(worker.pid)
 
 
-def run_facade(name: str, settings: Settings) -> None:
+def _http_worker_start(server: Any, worker: Any) -> None:
+    """gunicorn's master replaces a dead worker itself (and logs it); count each worker past the first ones
+    (``worker.age`` numbers the workers it started; a SIGHUP reload counts too)."""
+    if worker.age > server.cfg.workers:
+        metrics.count_restart("http")
+
+
+def run_facade(name: str, settings: Settings, restarted: bool = False) -> None:
     """Run one facade in this process; a ConfigError (a port taken meanwhile, a bad certificate) ends it with
-    one line and status 1, not a traceback."""
+    one line and status 1, not a traceback. ``restarted``: this process replaces one that died, and counts it
+    (sds_worker_restarts_total; the supervisor writes no metrics)."""
+    die_with_parent()  # a killed supervisor leaves no facade serving on
+    if restarted:
+        metrics.count_restart(name)
     try:
         _run_facade(name, settings)
     except ConfigError as exc:

@@ -19,8 +19,9 @@ def serve() -> None:
 
 @click.command("serve-facade", hidden=True)
 @click.argument("name", type=click.Choice(["http", "ldap", "ssp"]))
-def serve_facade(name: str) -> None:
+@click.option("--restarted", is_flag=True, help="This process replaces one that died.")
+def serve_facade(name: str, restarted: bool) -> None:
     """Run one facade in this process (used by 'sds serve')."""
     from sds_registry.serve import run_facade
 
-    run_facade(name, settings_or_exit())
+    run_facade(name, settings_or_exit(), restarted)

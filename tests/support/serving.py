@@ -76,6 +76,34 @@ class Running:
         except FileNotFoundError:
             return []
 
+    def facades(self) -> dict[str, int]:
+        """The pid of each facade process (``http``, ``ldap``, ``ssp``) the server runs now, from their command
+        lines (``serve-facade NAME``); their own children are the workers (``children(pid)``)."""
+        out: dict[str, int] = {}
+        for pid in self.children():
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except FileNotFoundError:
+                continue
+            if b"serve-facade" in argv[:-1]:
+                out[argv[argv.index(b"serve-facade") + 1].decode()] = pid
+        return out
+
+    def workers(self, facade: str) -> list[int]:
+        """The worker processes of ``facade`` (none when it serves in its own process), without the resource
+        tracker multiprocessing starts beside spawned ones."""
+        pid = self.facades().get(facade)
+        if pid is None:
+            return []
+        out = []
+        for child in self.children(pid):
+            try:
+                if b"resource_tracker" not in Path(f"/proc/{child}/cmdline").read_bytes():
+                    out.append(child)
+            except FileNotFoundError:
+                continue
+        return out
+
     def stop(self, timeout: float = STOP_TIMEOUT) -> int:
         """SIGTERM, then wait; SIGKILL after ``timeout``. Returns the exit status (negative: killed)."""
         if self.proc.poll() is None:
