@@ -3,6 +3,8 @@ after HTTP, LDAP and SSP requests (summed over the worker processes), and the di
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -133,3 +135,27 @@ def test_raw_cursor_reads_are_timed(seeded: Engine, client: FlaskClient) -> None
         assert _statements_timed() > before
     finally:
         directory.close()
+
+
+@pytest.mark.timeout(120)
+def test_a_killed_http_worker_is_marked_dead(seeded: Engine, database_url: str, tmp_path: Path) -> None:
+    """gunicorn replaces a worker killed with SIGKILL and the supervisor's child_exit hook drops its live
+    gauges (the pool gauge is a ``livesum``): a dead process's checked-out connections stop being counted."""
+    folder = tmp_path / "metrics"
+    with sds_serve(database_url, tmp_path, ldap=False, ssp=False, env={"SDS_METRICS_DIR": str(folder)}) as running:
+        with urllib.request.urlopen(f"{running.http_url}/api/resolve?ods=A20047&interaction={METADATA}",
+                                    timeout=10) as response:
+            assert response.status == 200
+        (gunicorn,) = running.children()
+        (worker,) = running.children(gunicorn)
+        live = folder / f"gauge_livesum_{worker}.db"
+        assert live.exists()
+        os.kill(worker, signal.SIGKILL)
+        deadline = time.monotonic() + 20
+        while (live.exists() or running.children(gunicorn) in ([], [worker])) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not live.exists()
+        (replacement,) = running.children(gunicorn)
+        assert replacement != worker
+        with urllib.request.urlopen(f"{running.http_url}/healthcheck", timeout=10) as response:
+            assert response.status == 200

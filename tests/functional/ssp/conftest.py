@@ -31,6 +31,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -215,6 +217,14 @@ class SspServer:
     url: str
     process: subprocess.Popen[bytes]
     log: Path
+    metrics_dir: Path | None = None
+
+    def metric(self, name: str, **labels: str) -> float:
+        """A sample summed over the SSP's worker processes (prometheus_client multiprocess files)."""
+        assert self.metrics_dir is not None, "this SSP runs without PROMETHEUS_MULTIPROC_DIR"
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(self.metrics_dir))  # type: ignore[no-untyped-call]
+        return registry.get_sample_value(name, labels) or 0.0
 
     def worker_pids(self) -> list[int]:
         path = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
@@ -254,8 +264,11 @@ def ssp(database_url: str, pki: Pki, provider: Provider, dead_port: int,
     """The SSP with mutual TLS, one worker (so its memory can be measured), a 1.5 s provider timeout, and no
     registry facts cache (every test seeds its own directory)."""
     port = free_port()
-    log = tmp_path_factory.mktemp("ssp") / "ssp.log"
+    folder = tmp_path_factory.mktemp("ssp")
+    log = folder / "ssp.log"
+    (folder / "metrics").mkdir()
     env = {
+        "PROMETHEUS_MULTIPROC_DIR": str(folder / "metrics"),
         "SDS_DATABASE_URL": database_url,
         "SDS_SSP_BIND": f"127.0.0.1:{port}",
         "SDS_SSP_TLS_CERT": str(pki.ssp_server[0]), "SDS_SSP_TLS_KEY": str(pki.ssp_server[1]),
@@ -269,7 +282,7 @@ def ssp(database_url: str, pki: Pki, provider: Provider, dead_port: int,
     }
     process = start_ssp(env, log, port)
     try:
-        yield SspServer(f"https://127.0.0.1:{port}", process, log)
+        yield SspServer(f"https://127.0.0.1:{port}", process, log, folder / "metrics")
     finally:
         stop_ssp(process)
 

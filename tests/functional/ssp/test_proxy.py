@@ -93,6 +93,22 @@ def test_allowed_get_is_forwarded_unchanged(ssp: SspServer, directory: Directory
     assert received["forwarded"] == f'for=127.0.0.1;host="127.0.0.1:{ssp.url.rsplit(":", 1)[1]}";proto=https'
 
 
+def test_forwarded_requests_are_timed_and_refusals_are_not(ssp: SspServer, directory: Directory,
+                                                            consumer_client: httpx.Client) -> None:
+    """sds_ssp_provider_duration_seconds observes each provider round trip; a refusal never reaches one."""
+    name = "sds_ssp_provider_duration_seconds_count"
+    before, allowed = ssp.metric(name), ssp.metric("sds_ssp_decisions_total", outcome="ALLOWED")
+    assert _get(consumer_client, ssp, f"{FOUNDATIONS}/metadata").status_code == 200
+    refused = {**ssp_headers(), "Ssp-InteractionID": SLOTS}
+    assert _get(consumer_client, ssp, f"{FOUNDATIONS}/Slot", refused).status_code == 403
+    deadline = time.monotonic() + 5  # counted once the answer is written
+    while ssp.metric(name) < before + 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert ssp.metric(name) == before + 1
+    assert ssp.metric("sds_ssp_decisions_total", outcome="ALLOWED") == allowed + 1
+    assert ssp.metric("sds_ssp_provider_duration_seconds_sum") > 0
+
+
 def test_allowed_post_forwards_the_body(ssp: SspServer, directory: Directory, consumer_client: httpx.Client) -> None:
     token = make_jwt(claims(aud=STRUCTURED, scope="patient/*.read"))
     body = json.dumps({"resourceType": "Parameters", "parameter": []})
