@@ -8,6 +8,7 @@ from typing import Any
 
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, PasswordField, SelectField, SelectMultipleField, StringField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import InputRequired
 from wtforms.widgets import CheckboxInput, ListWidget
 
@@ -25,8 +26,8 @@ class CheckboxesField(SelectMultipleField):  # type: ignore[misc]
         """Choices are checked by the service (it names the interaction it does not know), not here."""
 
 
-def _interaction_choices() -> list[tuple[str, str]]:
-    return [(i.id, f"{i.description} ({i.id})") for i in CATALOGUE if i.current]
+def _interaction_choices() -> list[SelectChoice]:
+    return [SelectChoice(i.id, f"{i.description} ({i.id})") for i in CATALOGUE if i.current]
 
 
 class TokenForm(FlaskForm):  # type: ignore[misc]
@@ -41,7 +42,7 @@ class SignOutForm(FlaskForm):  # type: ignore[misc]
 class ProviderForm(FlaskForm):  # type: ignore[misc]
     ods_code = StringField("ODS code of the practice")
     fqdn = StringField("FQDN of the provider's FHIR server")
-    fhir_version = SelectField("FHIR version", choices=[("STU3", "STU3"), ("R4", "R4"), ("DSTU2", "DSTU2")],
+    fhir_version = SelectField("FHIR version", choices=[SelectChoice(v, v) for v in ("STU3", "R4", "DSTU2")],
                                default="STU3")
     gpc_major_version = StringField("GP Connect major version", default="1")
     interactions = CheckboxesField("Interactions it serves", choices=_interaction_choices(),
@@ -90,13 +91,20 @@ def _body(form: FlaskForm, names: tuple[str, ...], **extra: Any) -> dict[str, An
 _FIELD_OF = {"service_root": "fqdn", "mhs": "fqdn", "endpoints": "fqdn", "ods": "ods_code"}
 
 
+#: The service root URL's rules about the parts a form asks for separately (the service names the URL, "fqdn").
+_FIELD_OF_RULE = {"gpc-major-version": "gpc_major_version", "fhir-version-name": "fhir_version",
+                  "fhir-version-uppercase": "fhir_version"}
+
+
 def place_issues(form: FlaskForm, issues: list[Issue], extra: Mapping[str, str] = _FIELD_OF) -> list[str]:
     """Put each broken rule beside its field (``interactions[2]`` -> interactions, ``mhs[0].endpoints[0]`` ->
-    fqdn); return the messages no field holds, for the top of the form."""
+    fqdn, the URL's major version rule -> gpc_major_version); return the messages no field holds, for the top."""
     left: list[str] = []
     for issue in issues:
         head = issue.field.split(".", 1)[0].split("[", 1)[0]
         name = head if head in form else extra.get(head, "")
+        if _FIELD_OF_RULE.get(issue.rule, "") in form:
+            name = _FIELD_OF_RULE[issue.rule]
         if name and name in form:
             form[name].errors = [*form[name].errors, f"{issue.message} (rule: {issue.rule})"]  # type: ignore[list-item]
         else:

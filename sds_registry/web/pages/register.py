@@ -90,6 +90,8 @@ def _registration_page(form: Any, kind: str, write: Callable[[Session, dict[str,
             raise
         else:
             return page("registered.html", 201, title="Registered", kind=kind, result=result)
+    elif form.is_submitted() and form.csrf_token.errors:
+        problems = ["the form's CSRF token is missing or expired (rule: csrf): nothing was stored; send it again"]
     status = 422 if (form.errors or problems) else 200
     return page("register_form.html", status, title=f"Register a {kind}", kind=kind, form=form, actor=actor,
                 problems=problems)
