@@ -2,6 +2,12 @@
 synthetic practices, under gunicorn (gthread), driven with keep-alive connections.
 
     .venv/bin/python bench/fhir.py [--practices 8000] [--small 100] [--seconds 10] [--connections 8]
+    .venv/bin/python bench/fhir.py --observability [--practices 8000]
+
+``--observability`` instead compares two servers on the same directory, rounds interleaved: one with access
+lines at INFO in JSON (to a file) and multiprocess Prometheus metrics (PROMETHEUS_MULTIPROC_DIR, as under
+``sds serve``), one at WARNING with in-process metrics; it prints /Endpoint and /Device requests/s and server
+CPU per request of each, and the cost (target: observed >= 0.9 x quiet, i.e. at most 10%).
 
 Databases are built once through the registry services (sds_registry.services.synthetic.create_practice) and cached
 under instance/bench/ (keyed by practice count and migration head). The load generator is wrk when it is
@@ -101,15 +107,18 @@ def free_port() -> int:
 class Server:
     """gunicorn (gthread) serving create_app() on the given database."""
 
-    def __init__(self, database: Path, workers: int, threads: int) -> None:
+    def __init__(self, database: Path, workers: int, threads: int, env: dict[str, str] | None = None,
+                 log: Path | None = None) -> None:
         self.port = free_port()
-        env = dict(os.environ, SDS_DATABASE_URL=f"sqlite:///{database}", SDS_LOG_LEVEL="WARNING")
+        settings = {"SDS_DATABASE_URL": f"sqlite:///{database}", "SDS_LOG_LEVEL": "WARNING", **(env or {})}
         gunicorn = str(Path(sys.executable).with_name("gunicorn"))
+        out = log.open("ab") if log is not None else None
         self.process = subprocess.Popen(
             [gunicorn, "--worker-class", "gthread", "--workers", str(workers), "--threads", str(threads),
-             "--bind", f"127.0.0.1:{self.port}", "--keep-alive", "30", "--log-level", "warning",
-             "sds_registry:create_app()"],
-            env=env, cwd=ROOT, start_new_session=True)
+             "--bind", f"127.0.0.1:{self.port}", "--keep-alive", "30", "--log-level", "warning", "wsgi:app"],
+            env=dict(os.environ, **settings), cwd=ROOT, start_new_session=True, stderr=out)
+        if out is not None:
+            out.close()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
@@ -240,6 +249,58 @@ def measure(databases: dict[int, Path], args: argparse.Namespace) -> dict[int, d
     return table
 
 
+def measure_observability(database: Path, args: argparse.Namespace) -> dict[str, dict[str, list[Result]]]:
+    """/Endpoint and /Device on two servers over one database, rounds interleaved: ``observed`` (INFO access
+    lines in JSON to a file, multiprocess metrics) and ``quiet`` (WARNING, in-process metrics)."""
+    load = run_wrk if shutil.which("wrk") and not args.python_load else run_python
+    work = Path(tempfile.mkdtemp(prefix="sds-bench-obs-"))
+    (work / "metrics").mkdir()
+    servers = {
+        "observed": Server(database, args.workers, args.threads, log=work / "observed.log", env={
+            "SDS_LOG_LEVEL": "INFO", "SDS_LOG_FORMAT": "json", "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics")}),
+        "quiet": Server(database, args.workers, args.threads),
+    }
+    paths = {route: found for route, found in request_paths(args.practices).items() if route != "/healthcheck"}
+    table: dict[str, dict[str, list[Result]]] = {name: {} for name in servers}
+    try:
+        for server in servers.values():
+            for found in paths.values():
+                load(server.port, found, 2, args.connections)
+        for _ in range(args.rounds):
+            for name, server in servers.items():
+                for route, found in paths.items():
+                    cpu_before = server_cpu_seconds(server.process.pid)
+                    result = load(server.port, found, args.seconds, args.connections)
+                    result.cpu_us = (server_cpu_seconds(server.process.pid) - cpu_before) / result.requests * 1e6
+                    table[name].setdefault(route, []).append(result)
+    finally:
+        for server in servers.values():
+            server.stop()
+        lines = sum(1 for _ in (work / "observed.log").open("rb"))
+        print(f"observed server wrote {lines} log lines, "
+              f"{len(list((work / 'metrics').glob('*.db')))} metrics files")
+        shutil.rmtree(work, ignore_errors=True)
+    return table
+
+
+def report_observability(table: dict[str, dict[str, list[Result]]]) -> bool:
+    print(f"\n{'server':<9} {'route':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8} {'cpu us/req':>10}")
+    for name, routes in table.items():
+        for route, results in routes.items():
+            print(f"{name:<9} {route:<10} {median([r.rps for r in results]):>9.0f} "
+                  f"{median([r.p50_ms for r in results]):>8.2f} {median([r.p99_ms for r in results]):>8.2f} "
+                  f"{sum(r.errors for r in results):>8} {median([r.cpu_us for r in results]):>10.0f}")
+    ok = True
+    print("\nobserved / quiet, paired by round (target req/s ratio >= 0.90):")
+    for route in table["quiet"]:
+        pairs = list(zip(table["observed"][route], table["quiet"][route], strict=True))
+        ratio = median([o.rps / q.rps for o, q in pairs])
+        cpu = median([o.cpu_us / q.cpu_us for o, q in pairs])
+        ok = ok and ratio >= 0.9
+        print(f"  {route:<10} req/s {ratio:.3f}  server CPU per request {cpu:.3f}")
+    return ok
+
+
 def median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -259,12 +320,18 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--db-dir", type=Path, default=ROOT / "instance" / "bench")
     parser.add_argument("--python-load", action="store_true", help="use the Python load generator even with wrk")
+    parser.add_argument("--observability", action="store_true",
+                        help="compare JSON INFO logs + multiprocess metrics against WARNING (the 10%% cost bar)")
     args = parser.parse_args()
 
     print(f"cpus={os.cpu_count()} gunicorn gthread workers={args.workers} threads={args.threads} "
           f"connections={args.connections} rounds={args.rounds} x {args.seconds} s "
           f"load={'python' if args.python_load or not shutil.which('wrk') else 'wrk -t1'} "
           f"loadavg before={os.getloadavg()[0]:.2f}")
+    if args.observability:
+        ok = report_observability(measure_observability(build_database(args.practices, args.db_dir), args))
+        print(f"\nloadavg after={os.getloadavg()[0]:.2f}; result:", "PASS" if ok else "FAIL")
+        return
     sizes = (args.practices, args.small)
     table = measure({n: build_database(n, args.db_dir) for n in sizes}, args)
 
