@@ -1,10 +1,9 @@
 """Fuzz a running LDAP server with malformed messages; afterwards it must still answer a correct search.
 
-Mutations of valid messages (byte flips, inserted/deleted bytes, wrong inner lengths), truncations and random
-length headers. Messages that keep a sound outer frame are pipelined on long-lived connections (the server
-answers protocolError and goes on); frame-level garbage gets a connection of its own (the server sends a
-notice of disconnection and hangs up). Under CI=true the full 100,000 messages run; locally 20,000 unless
-SDS_LDAP_FUZZ_MESSAGES says otherwise.
+The messages are tests/support/ldap_fuzz.py's (bench/hostile.py sends a million of them): mutants in a sound
+outer frame pipelined on long-lived connections (the server answers protocolError and goes on), frame-level
+garbage on a connection of its own (the server sends a notice of disconnection and hangs up). Under CI=true
+the full 100,000 messages run; locally 20,000 unless SDS_LDAP_FUZZ_MESSAGES says otherwise.
 """
 
 from __future__ import annotations
@@ -12,8 +11,6 @@ from __future__ import annotations
 import logging
 import os
 import random
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,113 +18,12 @@ import pytest
 
 from sds_registry.config import Settings
 from sds_registry.db import make_engine
-from sds_registry.ldap import codec, responses
 from sds_registry.ldap.directory import Directory
-from tests.support.ldap import assert_serves, base_settings, running_server, sample_sqlite_database, search_message
+from tests.support.ldap import assert_serves, base_settings, running_server, sample_sqlite_database
+from tests.support.ldap_fuzz import fuzz
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TOTAL = 100_000 if IN_CI else int(os.environ.get("SDS_LDAP_FUZZ_MESSAGES", "20000"))
-
-
-def _valid_messages() -> list[bytes]:
-    def msg(mid: int, tag: int, body: bytes, controls: bytes = b"") -> bytes:
-        return codec.tlv(b"\x30", codec.encode_int(mid) + codec.tlv(bytes((tag,)), body) + controls)
-
-    flt = codec.tlv(
-        b"\xa0",
-        codec.tlv(b"\xa3", codec.octets("nhsIDCode") + codec.octets("T99999"))
-        + codec.tlv(b"\xa2", codec.tlv(b"\x87", b"objectClass"))
-        + codec.tlv(b"\xa4", codec.octets("cn") + codec.tlv(b"\x30", b"\x80\x01a\x81\x01b\x82\x01c"))
-        + codec.tlv(b"\xa9", b"\x81\x01x\x82\x02cn\x83\x01v\x84\x01\xff"),
-    )
-    search = (
-        codec.octets("ou=services,o=nhs")
-        + b"\x0a\x01\x02\x0a\x01\x00\x02\x01\x00\x02\x01\x00\x01\x01\x00"
-        + flt
-        + codec.tlv(b"\x30", codec.octets("nhsMHSEndPoint") + codec.octets("*"))
-    )
-    paged = responses.encode_controls([responses.paged_control(5, b"")])
-    return [
-        search_message(3),
-        msg(4, 0x63, search),
-        msg(5, 0x63, search, paged),
-        msg(6, 0x60, b"\x02\x01\x03" + codec.octets("") + b"\x80\x00"),
-        msg(7, 0x77, codec.tlv(b"\x80", b"1.3.6.1.4.1.4203.1.11.3")),
-        msg(8, 0x6E, codec.octets("cn=a,o=nhs") + codec.tlv(b"\x30", codec.octets("cn") + codec.octets("a"))),
-        msg(9, 0x68, codec.octets("cn=a,o=nhs") + codec.tlv(b"\x30", b"")),
-    ]
-
-
-def _mutate(rng: random.Random, base: bytes) -> bytes:
-    buf = bytearray(base)
-    for _ in range(rng.randint(1, 4)):
-        i = rng.randrange(len(buf)) if buf else 0
-        kind = rng.random()
-        if kind < 0.4 and buf:
-            buf[i] = rng.randrange(256)
-        elif kind < 0.6:
-            buf[i:i] = rng.randbytes(rng.randint(1, 3))
-        elif kind < 0.8 and buf:
-            del buf[i]
-        else:
-            buf[i:i] = bytes([rng.choice([0x80, 0x81, 0x82, 0x84, 0x7F, 0xFF, 0x00])])
-    return bytes(buf)
-
-
-def _mutant(rng: random.Random, valid: list[bytes], message_id: int) -> bytes:
-    """A sound envelope (SEQUENCE, messageID) around a mutated protocolOp and controls."""
-    base = rng.choice(valid)
-    _, s, _ = _header(base)
-    id_len = base[s + 1]
-    op = base[s + 2 + id_len :]
-    return codec.tlv(b"\x30", codec.encode_int(message_id) + _mutate(rng, op))
-
-
-def _header(data: bytes) -> tuple[int, int, int]:
-    n = data[1]
-    if n < 0x80:
-        return data[0], 2, 2 + n
-    k = n & 0x7F
-    return data[0], 2 + k, 2 + k + int.from_bytes(data[2 : 2 + k], "big")
-
-
-def _frame_garbage(rng: random.Random, valid: list[bytes]) -> bytes:
-    choice = rng.random()
-    base = rng.choice(valid)
-    if choice < 0.3:
-        return base[: rng.randrange(1, len(base))] + rng.randbytes(rng.randint(0, 8))  # truncation + junk
-    if choice < 0.6:
-        n = rng.choice([0x80, 0x85, 0x89, 0xFF, rng.randrange(256)])
-        return b"\x30" + bytes([n]) + rng.randbytes(rng.randint(0, 16))  # random/indefinite length
-    if choice < 0.8:
-        return b"\x30\x84" + rng.randbytes(4) + base  # random long length
-    return rng.randbytes(rng.randint(1, 40))
-
-
-class _Drain(threading.Thread):
-    """Reads the server's answers until it closes the connection; counts the requests answered."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        super().__init__(daemon=True)
-        self.sock = sock
-        self.answered = 0
-
-    def run(self) -> None:
-        buf = b""
-        try:
-            while chunk := self.sock.recv(1 << 16):
-                buf += chunk
-                messages, used = codec.split_messages(buf, 1 << 24)
-                buf = buf[used:]
-                # every response but a SearchResultEntry ends one request (a notice ends the connection)
-                self.answered += sum(1 for m in messages if _op_tag(m) != 0x64)
-        except OSError:
-            pass
-
-
-def _op_tag(message: bytes) -> int:
-    _, s, _ = _header(message)
-    return message[s + 2 + message[s + 1]]
 
 
 @pytest.fixture
@@ -143,39 +39,9 @@ def sqlite_directory(tmp_path: Path) -> Iterator[Directory]:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_server_survives_malformed_messages(caplog: pytest.LogCaptureFixture, sqlite_directory: Directory) -> None:
-    rng = random.Random(20240417)
-    valid = _valid_messages()
     with running_server(base_settings(ldap_idle_timeout=30), sqlite_directory) as server:
-        addr = (server.host, server.port)
-        sent = 0  # malformed messages the server has demonstrably processed
-        garbage_every = 50
         with caplog.at_level(logging.ERROR, logger="sds_registry.ldap"):
-            while sent < TOTAL:
-                # a long-lived connection with a batch of re-framed mutants
-                sock = socket.create_connection(addr, timeout=10)
-                drain = _Drain(sock)
-                drain.start()
-                batch = b"".join(_mutant(rng, valid, 1 + i) for i in range(500))
-                try:
-                    sock.sendall(batch)
-                    sock.shutdown(socket.SHUT_WR)
-                except OSError:
-                    pass  # the server hung up mid-batch (a mutant it could not frame): that is allowed
-                drain.join(30)
-                assert not drain.is_alive(), "server stalled on a connection"
-                sock.close()
-                sent += max(drain.answered, 1)  # a connection cut at once still delivered one bad message
-                # frame-level garbage, one connection each
-                for _ in range(500 // garbage_every):
-                    with socket.create_connection(addr, timeout=10) as g:
-                        try:
-                            g.sendall(_frame_garbage(rng, valid))
-                            g.shutdown(socket.SHUT_WR)
-                            while g.recv(1 << 16):
-                                pass
-                        except OSError:
-                            pass
-                    sent += 1
+            sent = fuzz((server.host, server.port), TOTAL, random.Random(20240417))
         assert sent >= TOTAL
         errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
         assert not errors, [r.getMessage() for r in errors[:5]]
