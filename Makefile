@@ -5,7 +5,7 @@ run:
 	scripts/bootstrap.sh
 	.venv/bin/sds db upgrade
 	.venv/bin/sds seed
-	.venv/bin/sds serve
+	SDS_WEB=$${SDS_WEB:-1} .venv/bin/sds serve
 
 test:
 	scripts/test.sh

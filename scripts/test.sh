@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: installs what it needs (venv, PostgreSQL, OpenLDAP's slapd and ldap-utils when
-# root on Debian), then pytest on SQLite and PostgreSQL (the tests start their own PostgreSQL and LDAP
+# The whole test suite: installs what it needs (venv, PostgreSQL, OpenLDAP's slapd and ldap-utils, Chromium for
+# tests/browser, when root on Debian), then pytest on SQLite and PostgreSQL (the tests start their own PostgreSQL and LDAP
 # servers), alembic check, ruff, mypy and import-linter. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ need=()
 command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v ldapsearch >/dev/null || need+=(ldap-utils)
 command -v slapd >/dev/null || [ -x /usr/sbin/slapd ] || need+=(slapd)
+command -v chromium >/dev/null || command -v chromium-browser >/dev/null || need+=(chromium)  # tests/browser (Playwright)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "test: installing ${need[*]}"
