@@ -48,6 +48,8 @@ class Settings:
     ldap_max_connections: int = 1024
     ldap_size_limit: int = 0  #: server maximum entries per search; 0 = unlimited, as slapd
     ldap_time_limit: int = 60  #: server maximum seconds per search
+    #: Bytes of search answers each LDAP serving process keeps (dropped on any committed write); 0 = none.
+    ldap_cache_bytes: int = 32 * 1024 * 1024
     # SSP emulator.
     ssp_tls_cert: str = ""
     ssp_tls_key: str = ""

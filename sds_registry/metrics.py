@@ -23,6 +23,8 @@ HTTP_REQUESTS = Counter("sds_http_requests_total", "HTTP requests answered", ["r
 HTTP_DURATION = Histogram("sds_http_request_duration_seconds", "HTTP request latency", ["route", "method"])
 LDAP_OPERATIONS = Counter("sds_ldap_operations_total", "LDAP operations answered", ["operation", "result"])
 LDAP_DURATION = Histogram("sds_ldap_operation_duration_seconds", "LDAP search/compare latency", ["operation"])
+LDAP_ANSWERS = Counter("sds_ldap_answer_cache_total", "LDAP answer cache lookups: hit, miss, or cleared (a write)",
+                       ["outcome"])
 SSP_DECISIONS = Counter("sds_ssp_decisions_total", "SSP decisions", ["outcome"])
 SSP_PROVIDER_DURATION = Histogram("sds_ssp_provider_duration_seconds", "SSP provider round trip (forwarded requests)")
 DB_QUERY_DURATION = Histogram("sds_db_query_duration_seconds", "Database statement latency")

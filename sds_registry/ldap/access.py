@@ -42,17 +42,17 @@ def result_code(message: bytes) -> int | None:
         return None
 
 
-def line(conn_id: str, message_id: int, operation: str, base: str, filt: Filter | None, code: int | None,
+def line(conn_id: str, message_id: int, operation: str, base: str, filt: Filter | str | None, code: int | None,
          entries: int | None, started: float) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
-    filter_text = filterstr.format_filter(filt) if filt is not None else None
+    filter_text = filt if filt is None or isinstance(filt, str) else filterstr.format_filter(filt)
     log.info("conn %s msg %s %s %r %s result %s entries %s %s ms", conn_id, message_id, operation, base,
              filter_text or "-", code, entries, duration_ms,
              extra={"connection_id": conn_id, "message_id": message_id, "operation": operation, "base": base,
                     "filter": filter_text, "result_code": code, "entries": entries, "duration_ms": duration_ms})
 
 
-def answered(conn_id: str, message_id: int, operation: str, base: str, filt: Filter | None, code: int | None,
+def answered(conn_id: str, message_id: int, operation: str, base: str, filt: Filter | str | None, code: int | None,
              entries: int | None, started: float, directory_seconds: float | None = None) -> None:
     """Count one operation (with its directory time, for searches and compares) and write its access line."""
     metrics.observe_ldap(operation, code, directory_seconds)

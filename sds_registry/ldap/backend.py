@@ -1,10 +1,12 @@
-"""What search.py needs from a store of row entries (directory.py's Directory is one). Types only, no I/O."""
+"""What search.py needs from a store of row entries, and what protocol.py needs from a directory (directory.py's
+Directory is both). Types only, no I/O."""
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
 from sds_registry.ldap import filters
+from sds_registry.ldap.ast import Result, SearchEntry, SearchRequest
 from sds_registry.ldap.dit import EntryClass, Selection
 
 #: An entry's attributes in the order they are sent: (name, values).
@@ -38,3 +40,13 @@ class Backend(Protocol):
     def has_organisations(self) -> bool:
         """Whether ou=Organisations has any entry (the branch exists only then)."""
         ...
+
+
+class DirectoryLike(Protocol):
+    """What the protocol needs from sds_registry.ldap.directory.Directory."""
+
+    def search(
+        self, request: SearchRequest, size_limit: int, time_limit: float
+    ) -> tuple[list[SearchEntry], Result]: ...
+
+    def compare(self, dn: str, attr: str, value: str) -> Result: ...

@@ -12,11 +12,12 @@ import logging
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
 
 from sds_registry.config import Settings
 from sds_registry.ldap import access, codec, responses
+from sds_registry.ldap.answers import AnswerCache, Ticket
 from sds_registry.ldap.ast import Control, Result, SearchEntry, SearchRequest
+from sds_registry.ldap.backend import DirectoryLike as DirectoryLike
 from sds_registry.ldap.codec import (
     AbandonRequest,
     BindRequest,
@@ -42,16 +43,6 @@ SUPPORTED_EXTENSIONS = (WHO_AM_I, START_TLS)
 MAX_PAGED_SEARCHES = 8
 
 
-class DirectoryLike(Protocol):
-    """What the protocol needs from sds_registry.ldap.directory.Directory."""
-
-    def search(
-        self, request: SearchRequest, size_limit: int, time_limit: float
-    ) -> tuple[list[SearchEntry], Result]: ...
-
-    def compare(self, dn: str, attr: str, value: str) -> Result: ...
-
-
 # ---- Events returned by receive_data -----------------------------------------------------------------------
 
 
@@ -72,6 +63,7 @@ class SearchWork:
     time_limit: float
     page_size: int | None = None
     cookie: bytes = b""
+    ticket: Ticket | None = None  # the answer cache's, when it may keep this search's answer
 
 
 @dataclass(slots=True)
@@ -129,6 +121,7 @@ class LDAPConnection:
 
     directory: DirectoryLike
     settings: Settings
+    answers: AnswerCache | None = None  # the process's answer cache (answers.py); None: no cache
     tls_available: bool = False
     tls_active: bool = False
     bound_dn: str = ""
@@ -182,6 +175,9 @@ class LDAPConnection:
 
     def _handle(self, raw: bytes) -> Event | None:
         started = time.perf_counter()
+        ticket = self.answers.check(raw, self.conn_id, started) if self.answers is not None else None
+        if isinstance(ticket, bytes):
+            return Send(ticket)
         try:
             msg = codec.decode_message(raw)
         except RequestError as exc:
@@ -197,6 +193,7 @@ class LDAPConnection:
         if isinstance(op, SearchRequest):
             event = self._search(mid, op, msg.controls)
             if type(event) is SearchWork:
+                event.ticket = ticket if event.page_size is None else None
                 self._in_progress.add(mid)
                 self._abandoned.discard(mid)  # an abandon for an earlier use of this ID is stale
             elif isinstance(event, Send):  # refused before any directory work (a control)
@@ -331,6 +328,8 @@ class LDAPConnection:
             if work.page_size is not None:
                 return self._paged_search(work)
             started = time.perf_counter()
+            if work.ticket is not None and (kept := work.ticket.recall(self.conn_id, started)) is not None:
+                return kept
             try:
                 entries, result = self.directory.search(work.request, work.size_limit, work.time_limit)
             except Exception as exc:  # noqa: BLE001
@@ -340,7 +339,10 @@ class LDAPConnection:
                             len(entries), started, time.perf_counter() - started)
             if mid in self._abandoned:
                 return b""
-            return responses.encode_search_response(mid, entries, result.code, result.matched_dn, result.message)
+            data = responses.encode_search_response(mid, entries, result.code, result.matched_dn, result.message)
+            if work.ticket is not None:
+                work.ticket.keep(data, work.request, result.code, len(entries))
+            return data
         finally:
             self._in_progress.discard(mid)
             self._abandoned.discard(mid)

@@ -195,3 +195,17 @@ def run_compare(d: Backend, dn_text: str, attr: str, value: str) -> ast.Result:
     if outcome is None:
         return ast.Result(INAPPROPRIATE_MATCHING, "", "the value cannot be compared")
     return ast.Result(COMPARE_TRUE if outcome else COMPARE_FALSE)
+
+
+def may_be_large(req: ast.SearchRequest, size_limit: int) -> bool:
+    """Could this search return a large part of the directory? (The server runs those off its event loop.)
+
+    Cheap for certain: base-scope reads, small size limits, and filters that pin an attribute other than
+    objectClass by equality (alone or inside the top AND), as every GP Connect lookup does.
+    """
+    if req.scope == ast.Scope.BASE or 0 < size_limit <= 100:
+        return False
+    f = req.filter
+    if type(f) is ast.And:
+        return not any(type(x) is ast.Equality and x.attr.lower() != "objectclass" for x in f.filters)
+    return not (type(f) is ast.Equality and f.attr.lower() != "objectclass")

@@ -22,7 +22,7 @@ from typing import cast
 
 from sds_registry.config import Settings
 from sds_registry.ldap import responses
-from sds_registry.ldap.ast import And, Equality, Scope
+from sds_registry.ldap.answers import AnswerCache
 from sds_registry.ldap.protocol import (
     Close,
     CompareWork,
@@ -34,6 +34,7 @@ from sds_registry.ldap.protocol import (
     StartTLS,
 )
 from sds_registry.ldap.results import ResultCode
+from sds_registry.ldap.search import may_be_large
 from sds_registry.ldap.tls import server_context
 from sds_registry.logs import setup_logging
 from sds_registry.workers import listen_socket, new_event_loop, run_workers
@@ -55,12 +56,14 @@ class _Server:
         tls: ssl.SSLContext | None,
         executor: ThreadPoolExecutor,
         inline: bool,
+        answers: AnswerCache | None = None,
     ) -> None:
         self.settings = settings
         self.directory = directory
         self.tls = tls
         self.executor = executor
         self.inline = inline
+        self.answers = answers
         self.connections: set[_LDAPProtocol] = set()
 
 
@@ -70,9 +73,8 @@ class _LDAPProtocol(asyncio.Protocol):
     def __init__(self, server: _Server, over_tls: bool) -> None:
         self.server = server
         self.loop = asyncio.get_running_loop()
-        self.conn = LDAPConnection(
-            server.directory, server.settings, tls_available=server.tls is not None, tls_active=over_tls
-        )
+        self.conn = LDAPConnection(server.directory, server.settings, server.answers,
+                                   tls_available=server.tls is not None, tls_active=over_tls)
         self.transport: asyncio.Transport | None = None
         self.inline = server.inline
         self.pending: deque[Event] = deque()
@@ -286,20 +288,7 @@ class _LDAPProtocol(asyncio.Protocol):
 
 
 def _may_be_large(work: SearchWork | CompareWork) -> bool:
-    """Could this search return a large part of the directory? Those leave the loop for the thread pool.
-
-    Cheap for certain: compares, base-scope reads, small size limits, and filters that pin an attribute
-    other than objectClass by equality (alone or inside the top AND), as every GP Connect lookup does.
-    """
-    if not isinstance(work, SearchWork):
-        return False
-    req = work.request
-    if req.scope == Scope.BASE or 0 < work.size_limit <= 100:
-        return False
-    f = req.filter
-    if type(f) is And:
-        return not any(type(x) is Equality and x.attr.lower() != "objectclass" for x in f.filters)
-    return not (type(f) is Equality and f.attr.lower() != "objectclass")
+    return isinstance(work, SearchWork) and may_be_large(work.request, work.size_limit)
 
 
 async def serve_ldap(
@@ -310,17 +299,19 @@ async def serve_ldap(
     inline: bool = True,
     on_ready: Callable[[dict[str, tuple[str, int]]], None] | None = None,
     reuse_port: bool = False,
+    answers: AnswerCache | None = None,
 ) -> None:
     """Serve LDAP (and LDAPS) until ``stop`` is set, then close every connection.
 
     ``inline``: run pinned lookups on the loop (right for SQLite); otherwise every directory call goes to
     the thread pool (right for a networked database, whose round trips would block the loop).
+    ``answers``: the process's answer cache (answers.py), or None.
     ``on_ready`` gets the bound addresses, e.g. {"ldap": ("127.0.0.1", 40123)}, once listening.
     """
     loop = asyncio.get_running_loop()
     tls = server_context(settings)
     executor = ThreadPoolExecutor(max_workers=4 if inline else 8, thread_name_prefix="ldap-db")
-    state = _Server(settings, directory, tls, executor, inline)
+    state = _Server(settings, directory, tls, executor, inline, answers)
     servers: list[asyncio.AbstractServer] = []
     addresses: dict[str, tuple[str, int]] = {}
     try:
@@ -359,22 +350,26 @@ def _serve_process(settings: Settings, reuse_port: bool) -> None:
     """One serving process: engine, Directory, loop, signal handling."""
     from sds_registry.db import make_engine
     from sds_registry.ldap.directory import Directory
+    from sds_registry.services.generation import Generation
 
     engine = make_engine(settings.database_url)
     directory = Directory(engine, settings)
     inline = engine.dialect.name == "sqlite"
+    generation = Generation(engine)
+    answers = AnswerCache(generation.current, settings.ldap_cache_bytes, inline) if settings.ldap_cache_bytes else None
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        await serve_ldap(settings, directory, stop, inline=inline, reuse_port=reuse_port)
+        await serve_ldap(settings, directory, stop, inline=inline, reuse_port=reuse_port, answers=answers)
 
     try:
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(main())
     finally:
+        generation.close()
         directory.close()
         engine.dispose()
 
