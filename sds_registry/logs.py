@@ -35,11 +35,22 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    _lighter_records()
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
+
+
+def _lighter_records() -> None:
+    """No caller frame lookup, thread, process or task names in LogRecords: no format here shows them, and an
+    access line per request should cost little (the logging HOWTO's "Optimization" switches)."""
+    logging._srcfile = None  # type: ignore[attr-defined]
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
 
 
 def gunicorn_logconfig(level: str = "INFO", fmt: str = "text") -> dict[str, Any]:
     """gunicorn's ``logconfig_dict``: its own lines and the app's, on stderr, in the same format and level."""
+    _lighter_records()  # the workers fork from the process that asks for this
     handler = {"class": "logging.StreamHandler", "formatter": "sds", "stream": "ext://sys.stderr"}
     return {
         "version": 1,
