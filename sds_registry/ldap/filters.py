@@ -40,6 +40,8 @@ from sds_registry.ldap import ast, dn, evaluate, schema
 Key = tuple[Any, ...]
 Pred = bool | ColumnElement[bool]
 UNDEFINED: Key = ("U",)
+#: A leaf FALSE for every stored entry (an assertion value no row can hold); NOT makes it TRUE, unlike Undefined.
+NEVER: Key = ("F",)
 
 
 # ---- how an entry class holds each attribute ---------------------------------------------------------------
@@ -115,6 +117,18 @@ class _Prep:
         self.dialect = dialect
         self.params: dict[str, Any] = {}
 
+    def _nul_unstorable(self, value: str) -> bool:
+        """PostgreSQL text holds no NUL (and refuses one as a parameter): no stored value contains it."""
+        return self.dialect == "postgresql" and "\x00" in value
+
+    def _without_nul(self, op: str, value: str) -> str:
+        """An ordering value without NUL that orders every NUL-free string as ``value`` does: with v the part
+        before the first NUL, s <= v+NUL... iff s <= v, and s >= v+NUL... iff s > v iff s >= v+U+0001."""
+        if not self._nul_unstorable(value):
+            return value
+        head = value.split("\x00", 1)[0]
+        return head if op == "le" else head + "\x01"
+
     def param(self, value: Any) -> str:
         name = f"p{len(self.params)}"
         self.params[name] = value
@@ -140,7 +154,7 @@ class _Prep:
             if at is None or at.ordering is None or at.kind != schema.IGNORE:
                 return UNDEFINED
             op = "ge" if isinstance(f, ast.GreaterOrEqual) else "le"
-            return (op, at.name, self.param(evaluate.prep(f.value).lower()))
+            return (op, at.name, self.param(self._without_nul(op, evaluate.prep(f.value).lower())))
         if isinstance(f, ast.Extensible):
             found = evaluate.extensible_kind(f)
             if found is None:
@@ -156,6 +170,8 @@ class _Prep:
                 return UNDEFINED
             caseless = kind == schema.EXACT or _caseless(value)
             folded = value if kind == schema.EXACT else value.lower()
+            if self._nul_unstorable(folded):
+                return NEVER
             dn_key = None if dn_value is None else folded
             return ("eq", at.name, kind, caseless, self.param(folded), dn_key)
         if kind == schema.OBJECT_CLASS:  # a class the schema does not know: Undefined, as slapd
@@ -178,6 +194,8 @@ class _Prep:
         parts = [f.initial or "", *f.any, f.final or ""]
         if kind == schema.IGNORE:
             parts = [p.lower() for p in parts]
+        if any(self._nul_unstorable(p) for p in parts):
+            return NEVER
         glob = kind == schema.EXACT and self.dialect == "sqlite"
         return ("sub", at.name, kind, glob, self.param(_glob(parts) if glob else _like(parts)))
 
@@ -234,6 +252,8 @@ class _Translator:
             return f, t
         if op == "U":
             return False, False
+        if op == "F":
+            return False, True
         t = self.leaf(key)
         return t, _not(t)
 
