@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from sds_registry.domain import formats
 from sds_registry.errors import InvalidIdentifier
@@ -83,17 +83,18 @@ def _page(session: Session, query: Select[Any], limit: int) -> Page[Any]:
 def find_systems(session: Session, query: Query, *, after: int | None = None,
                  limit: int = PAGE) -> Page[AccreditedSystem]:
     """The accredited systems a search names: by ODS code, ASID, party key or accredited interaction (an FQDN
-    names MHS records only: an empty page)."""
+    names MHS records only: an empty page). Their lists (interactions, clients, ...) load only when read: a
+    provider's two dozen interactions, times a page, cost more than the page's own query."""
     s = AccreditedSystem
     stmt: Select[Any]
     if query.kind == "interaction":
         # The (interaction_id, as_id) index read in as_id order: no sort of every system accredited for it.
-        stmt = (select(s).join(AsInteraction, AsInteraction.as_id == s.id)
+        stmt = (select(s).options(lazyload("*")).join(AsInteraction, AsInteraction.as_id == s.id)
                 .where(AsInteraction.interaction_id == query.value).order_by(AsInteraction.as_id))
         if after is not None:
             stmt = stmt.where(AsInteraction.as_id > after)
         return _page(session, stmt, limit)
-    stmt = select(s).order_by(s.id)
+    stmt = select(s).options(lazyload("*")).order_by(s.id)
     if query.kind == "ods":
         stmt = stmt.where(s.ods_code == query.value)
     elif query.kind == "asid":
