@@ -52,6 +52,8 @@ class Pki:
     consumer: tuple[Path, Path]
     stranger: tuple[Path, Path]
     wrong_cn: tuple[Path, Path]
+    #: The CA's own certificate and key, for tests that issue more certificates (expired ones, say).
+    ca_pair: tuple[Path, Path]
 
     def client_context(self, cert: tuple[Path, Path] | None) -> ssl.SSLContext:
         context = ssl.create_default_context(cafile=str(self.ca))
@@ -84,8 +86,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
           .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
           .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
           .sign(ca_key, hashes.SHA256()))
-    ca_path = directory / "ca.pem"
-    ca_path.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    ca_path, _ = _write(directory, "ca", ca, ca_key)
 
     def leaf(stem: str, cn: str, names: list[x509.GeneralName], usage: x509.ObjectIdentifier) -> tuple[Path, Path]:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -111,6 +112,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
         consumer=leaf("consumer", CONSUMER_FQDN, [], client),
         stranger=leaf("stranger", STRANGER_FQDN, [], client),
         wrong_cn=leaf("wrong", "wrong.test", [], client),
+        ca_pair=(ca_path, directory / "ca.key"),
     )
 
 
