@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from typing import Any
 
 TEXT_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
@@ -15,13 +16,29 @@ _HANDLER_NAME = "sds"
 _JSON_RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
 
 
+class _TextFormatter(logging.Formatter):
+    """logging.Formatter with the date and time part of ``asctime`` made once per second, not once per line (an
+    access line per LDAP operation made strftime a visible share of a cached search)."""
+
+    _last: tuple[int, str] = (-1, "")  # (second, its text), one attribute so threads never mix the two
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
+        if datefmt is not None:
+            return super().formatTime(record, datefmt)
+        second, text = self._last
+        if second != int(record.created):
+            text = time.strftime("%Y-%m-%d %H:%M:%S", self.converter(record.created))
+            self._last = (int(record.created), text)
+        return f"{text},{int(record.msecs):03d}"
+
+
 def make_formatter(fmt: str = "text") -> logging.Formatter:
     """The formatter for ``fmt`` (``text`` or ``json``); also the factory gunicorn's logconfig_dict names."""
     if fmt == "json":
         from pythonjsonlogger.json import JsonFormatter
 
         return JsonFormatter(TEXT_FORMAT, rename_fields=_JSON_RENAMES)
-    return logging.Formatter(TEXT_FORMAT)
+    return _TextFormatter(TEXT_FORMAT)
 
 
 def setup_logging(level: str = "INFO", fmt: str = "text") -> None:

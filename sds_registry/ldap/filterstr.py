@@ -159,15 +159,12 @@ def _parse(s: str, i: int, text: str) -> tuple[ast.Filter, int]:
     return _item(s[i:j], text), j + 1
 
 
+_ESCAPES = {ord(c): f"\\{ord(c):02x}" for c in "*()\\\x00"}
+
+
 def escape(value: str) -> str:
     """RFC 4515 §3 escaping of an assertion value."""
-    out = []
-    for c in value:
-        if c in "*()\\\x00":
-            out.append(f"\\{ord(c):02x}")
-        else:
-            out.append(c)
-    return "".join(out)
+    return value.translate(_ESCAPES)
 
 
 def format_filter(f: ast.Filter) -> str:
