@@ -161,6 +161,29 @@ ORG_SPEC = RecordSpec(
     },
 )
 
+#: Values a validator passed, keyed by (validator, value): the validators are pure functions of the value (the
+#: field name only goes into error messages), and a bulk load repeats most values (interactions, hosts, suppliers,
+#: settings), so each distinct one is checked once. Only passes are kept; bounded (cleared when full).
+_PASSED: dict[tuple[Validator, str], object] = {}
+_PASSED_MAX = 1 << 16
+
+
+def _checked(check: Validator, value: object, name: str, index: int = -1) -> object:
+    """``check(value, name)`` (``name[index]`` for a list item), or what it returned for the same value before."""
+    if type(value) is not str:
+        return check(value, name if index < 0 else f"{name}[{index}]")
+    key = (check, value)
+    try:
+        return _PASSED[key]
+    except KeyError:
+        pass
+    out = check(value, name if index < 0 else f"{name}[{index}]")
+    if len(_PASSED) >= _PASSED_MAX:
+        _PASSED.clear()
+    _PASSED[key] = out
+    return out
+
+
 #: Type/shape rules that lenient mode never waives.
 _HARD_RULES = frozenset({"type", "required", "integer", "not-empty", "unknown-field"})
 
@@ -185,7 +208,7 @@ def clean(spec: RecordSpec, data: Mapping[str, Any], *, partial: bool = False, l
     for name, check in spec.scalars.items():
         if name in data and data[name] is not None:
             try:
-                out[name] = check(data[name], name)
+                out[name] = _checked(check, data[name], name)
             except InvalidIdentifier as exc:
                 issues.extend(exc.issues)
                 out[name] = data[name]
@@ -203,7 +226,7 @@ def clean(spec: RecordSpec, data: Mapping[str, Any], *, partial: bool = False, l
         cleaned: list[Any] = []
         for index, value in enumerate(values):
             try:
-                cleaned.append(check(value, f"{name}[{index}]"))
+                cleaned.append(_checked(check, value, name, index))
             except InvalidIdentifier as exc:
                 issues.extend(exc.issues)
                 cleaned.append(value)
@@ -237,12 +260,9 @@ def clean_mhs(data: Mapping[str, Any], *, lenient: bool = False) -> Cleaned:
     issues: list[Issue] = []
     interaction = values.get("interaction_id")
     ods = values.get("ods_code")
+    gpc = isinstance(interaction, str) and interaction.startswith(GPC)
     for index, url in enumerate(values.get("endpoints") or []):
-        name = f"endpoints[{index}]"
-        if isinstance(interaction, str) and interaction.startswith(GPC):
-            issues.extend(formats.check_service_root_url(url, ods if isinstance(ods, str) else None, name))
-        else:
-            issues.extend(formats.url_issues(url, name))
+        issues.extend(_endpoint_issues(url, ods if isinstance(ods, str) else None, gpc, index))
     if isinstance(interaction, str):
         sn, iname = split_service_interaction(interaction)
         values.setdefault("service_name", sn)
@@ -259,6 +279,29 @@ def clean_mhs(data: Mapping[str, Any], *, lenient: bool = False) -> Cleaned:
         settled = _settle(values, issues, lenient)
         flags = sorted(set(flags) | set(settled.flags))
     return Cleaned(values, flags)
+
+
+_ENDPOINTS: dict[tuple[object, str | None, bool, int], tuple[Issue, ...]] = {}
+
+
+def _endpoint_issues(url: object, ods: str | None, gpc: bool, index: int) -> tuple[Issue, ...]:
+    """The endpoint rules ``url`` breaks (a GP Connect service root's when ``gpc``); memoised, bounded, as _PASSED."""
+    key = (url, ods, gpc, index)
+    try:
+        return _ENDPOINTS[key]
+    except (KeyError, TypeError):
+        pass
+    name = f"endpoints[{index}]"
+    if gpc:
+        found = tuple(formats.check_service_root_url(url, ods, name))
+    else:
+        assert isinstance(url, str)  # clean() let only strings through
+        found = tuple(formats.url_issues(url, name))
+    if type(url) is str:
+        if len(_ENDPOINTS) >= _PASSED_MAX:
+            _ENDPOINTS.clear()
+        _ENDPOINTS[key] = found
+    return found
 
 
 def clean_organisation(data: Mapping[str, Any], *, partial: bool = False) -> Cleaned:

@@ -58,20 +58,34 @@ class Entry:
     problems: list[str] = field(default_factory=list)
 
 
-def _logical_lines(stream: Iterable[str]) -> Iterator[tuple[int, str]]:
-    """(number of the line it starts on, logical line): folded lines joined."""
-    current: str | None = None
-    start = 0
-    for number, raw in enumerate(stream, 1):
-        line = raw.rstrip("\n").rstrip("\r")
-        if line.startswith(" ") and current is not None:
-            current += line[1:]
-            continue
-        if current is not None:
-            yield start, current
-        current, start = line, number
-    if current is not None:
-        yield start, current
+READ = 1 << 20
+
+
+def _physical_lines(stream: Iterable[str]) -> Iterator[list[str]]:
+    """The lines of ``stream`` without their line ends, a batch at a time: a text stream is read a MiB at a time
+    and split (no per-line Python call), any other iterable of lines is taken as it comes."""
+    read = getattr(stream, "read", None)
+    if read is None:
+        batch: list[str] = []
+        for raw in stream:
+            batch.append(raw.rstrip("\n").rstrip("\r"))
+            if len(batch) >= 4096:
+                yield batch
+                batch = []
+        yield batch
+        return
+    tail = ""
+    while True:
+        text = read(READ)
+        if not text:
+            break
+        lines = (tail + text).split("\n")
+        tail = lines.pop()  # the unfinished last line ("" when the text ended with a line end)
+        if "\r" in text:
+            lines = [line.rstrip("\r") for line in lines]
+        yield lines
+    if tail:
+        yield [tail.rstrip("\r")]
 
 
 def _value(name: str, rest: str, number: int) -> tuple[str, str | None]:
@@ -86,34 +100,44 @@ def _value(name: str, rest: str, number: int) -> tuple[str, str | None]:
     return rest.lstrip(" "), None
 
 
-def read_records(stream: Iterable[str]) -> Iterator[Entry]:
-    """Every record of an LDIF text; comments, ``version:``, folding and the ldapsearch trailer handled.
-    A broken line becomes a problem of the record it is in (with its line number), not an exception."""
-    entry: Entry | None = None
-    for number, line in _logical_lines(stream):
-        if line.startswith("#"):
-            continue
-        if not line.strip():
-            if entry is not None:
-                yield entry
-            entry = None
-            continue
+_SPECIAL = (":", "<")  # a value starting so (after the colon) is base64 or a URL: not the common line
+
+
+class _Reader:
+    """The record being read; ``take`` is given each logical line (folded lines joined) with the number of the
+    line it starts on, and returns a finished record at the blank line that ends it."""
+
+    def __init__(self) -> None:
+        self.entry: Entry | None = None
+
+    def take(self, number: int, line: str) -> Entry | None:
+        entry = self.entry
         name, sep, rest = line.partition(":")
+        if entry is not None and sep:
+            first = rest[:1]
+            if first != ":" and first != "<" and not (len(name) == 10 and name.lower() == "changetype"):
+                entry.attrs.append((name.strip(), rest.lstrip(" "), number))  # the common line: name: value
+                return None
+        if line[:1] == "#":
+            return None
+        if not line.strip():
+            self.entry = None
+            return entry
         if not sep:
             if entry is None:
-                entry = Entry("-", number)
+                entry = self.entry = Entry("-", number)
             entry.problems.append(f"line {number}: not an LDIF line: {line[:80]!r} (rule: ldif-syntax)")
-            continue
+            return None
         value, problem = _value(name, rest, number)
         if entry is None:
             if name.lower() in ("version", "search", "result", "text", "matched"):
-                continue  # the LDIF version line; the result trailer plain ldapsearch (without -LLL) prints
+                return None  # the LDIF version line; the result trailer plain ldapsearch (without -LLL) prints
             if name.lower() != "dn":
-                entry = Entry("-", number)
+                entry = self.entry = Entry("-", number)
                 entry.problems.append(f"line {number}: record does not start with dn: {line[:80]!r} "
                                       "(rule: ldif-syntax)")
-                continue
-            entry = Entry(value if problem is None else f"<dn of line {number}>", number)
+                return None
+            entry = self.entry = Entry(value if problem is None else f"<dn of line {number}>", number)
             if problem:
                 entry.problems.append(problem)
         elif problem:
@@ -122,8 +146,40 @@ def read_records(stream: Iterable[str]) -> Iterator[Entry]:
             entry.problems.append(f"changetype (line {number}): change records are not supported (rule: ldif-content)")
         else:
             entry.attrs.append((name.strip(), value, number))
-    if entry is not None:
-        yield entry
+        return None
+
+
+def read_records(stream: Iterable[str]) -> Iterator[Entry]:
+    """Every record of an LDIF text; comments, ``version:``, folding and the ldapsearch trailer handled.
+    A broken line becomes a problem of the record it is in (with its line number), not an exception."""
+    reader = _Reader()
+    take = reader.take
+    entry: Entry | None = None  # reader.entry, kept at hand
+    current: str | None = None  # the logical line being read (a folded line goes on in the next ones)
+    start = 0
+    number = 0
+    for lines in _physical_lines(stream):
+        for line in lines:
+            number += 1
+            if line[:1] == " " and current is not None:
+                current += line[1:]
+                continue
+            if current is not None:
+                name, sep, rest = current.partition(":")
+                if sep and entry is not None and rest[:1] not in _SPECIAL and len(name) != 10:
+                    entry.attrs.append((name.strip(), rest.lstrip(" "), start))  # the common line, inline
+                else:
+                    done = take(start, current)
+                    entry = reader.entry
+                    if done is not None:
+                        yield done
+            current, start = line, number
+    if current is not None:
+        done = take(start, current)
+        if done is not None:
+            yield done
+    if reader.entry is not None:
+        yield reader.entry
 
 
 def read_entries(stream: Iterable[str]) -> Iterator[tuple[str, list[tuple[str, str]]]]:

@@ -2,14 +2,16 @@
 
 Records are stored exactly as the LDIF has them: unlike the write services no defaults are added, so every
 search answers as slapd does on the same file. ``create`` streams: records are checked and inserted
-CHUNK at a time (memory holds one chunk and the keys seen so far); after the first rejection nothing more is
-inserted, and the caller, seeing ``report.ok`` false, rolls back what was. Every entry is still checked, so
-the report lists them all. ``create`` records one ``import`` audit event; ``upsert`` and ``sync`` hold the
-file's records in memory (a record is deleted only when nothing in the file names it) and audit each
-record they create, update or delete. Data-sharing agreements, which LDIF cannot carry, come as
-``agreements`` (the JSON import's ``data_sharing_agreements`` list, from a side file), and so do the lenient
-flags of stored records (``flags``: DN -> flags; an attribute we do not hold is flagged but not exported, so
-its flag would be lost otherwise). Takes a Session; never commits (the CLI commits when ``report.ok``).
+CHUNK at a time (memory holds one chunk and its keys: a key clashing with an earlier, stored chunk is found
+in the database, named as this input's own); after the first rejection nothing more is inserted (the keys
+of the chunks not stored are then kept to find duplicates among them), and the caller, seeing ``report.ok``
+false, rolls back what was. Every entry is still checked, so the report lists them all. ``create`` records
+one ``import`` audit event; ``upsert`` and ``sync`` hold the file's records in memory (a record is deleted
+only when nothing in the file names it) and audit each record they create, update or delete.
+Data-sharing agreements, which LDIF cannot carry, come as ``agreements`` (the JSON import's
+``data_sharing_agreements`` list, from a side file), and so do the lenient flags of stored records
+(``flags``: DN -> flags; an attribute we do not hold is flagged but not exported, so its flag would be lost
+otherwise). Takes a Session; never commits (the CLI commits when ``report.ok``).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy.orm import Session
 from sds_registry.ldap.ldif import _validate
 from sds_registry.ldap.ldif_store import KIND_OF_CLASS, ImportReport, Pending, Rejection
 from sds_registry.models import AuditEvent
-from sds_registry.services import sync
+from sds_registry.services import bulk, sync
 from sds_registry.services.writes import CLI_ACTOR, Actor
 
 CHUNK = 10000
@@ -83,13 +85,14 @@ def _run(session: Session, records: Iterator[Pending], report: ImportReport, len
          agreements: list[sync.Desired], actor: Actor) -> None:
     if mode == "create":
         seen: dict[tuple[str, str], str] = {}
+        since = bulk.last_ids(session)
         chunk: list[Pending] = []
         for p in records:
             chunk.append(p)
             if len(chunk) >= CHUNK:
-                _settle(session, chunk, [], seen, report, lenient, actor)
+                _settle(session, chunk, [], seen, since, report, lenient, actor)
                 chunk = []
-        _settle(session, chunk, agreements, seen, report, lenient, actor)
+        _settle(session, chunk, agreements, seen, since, report, lenient, actor)
         return
     pending = list(records)
     lines = {p.dn: p.line for p in pending}
@@ -103,12 +106,14 @@ def _run(session: Session, records: Iterator[Pending], report: ImportReport, len
 
 
 def _settle(session: Session, chunk: list[Pending], agreements: list[sync.Desired],
-            seen: dict[tuple[str, str], str], report: ImportReport, lenient: bool, actor: Actor) -> None:
+            seen: dict[tuple[str, str], str], since: dict[str, int], report: ImportReport, lenient: bool,
+            actor: Actor) -> None:
     lines = {p.dn: p.line for p in chunk}
     plan = sync.build_plan(session, [*map(_desired, chunk), *agreements], mode="create", lenient=lenient,
-                           defaults=False, seen=seen)
+                           defaults=False, seen=seen, since=since)
     report.rejected += [Rejection(r.where, r.reasons, lines.get(r.where, 0)) for r in plan.rejected]
     report.add(plan.counts())
     report.flagged += sum(bool(p.flags) for p in chunk)
     if report.ok and plan.ok:
         sync.apply_plan(session, plan, actor, audit="none")
+        seen.clear()  # stored now: the database finds the next chunks' clashes with them (memory stays flat)

@@ -31,6 +31,7 @@ from sds_registry.models import (
 
 BATCH = 2000
 IN_CHUNK = 500
+SQLITE_CACHE_KIB = 65536
 
 
 @dataclass(frozen=True)
@@ -112,11 +113,23 @@ def _existing(session: Session, column: Any, values: list[str], fold: bool) -> s
     return found
 
 
+def last_ids(session: Session) -> dict[str, int]:
+    """table name -> the largest id stored now, for ``clashes(since=...)``: rows above it are new."""
+    return {k.table.name: int(session.scalar(select(func.coalesce(func.max(k.table.c.id), 0))) or 0)
+            for k in (ORG, AS, MHS)}
+
+
 def clashes(session: Session, batch: Iterable[Row], seen: dict[tuple[str, str], str],
-            ignore: frozenset[tuple[str, int]] = frozenset()) -> dict[str, list[str]]:
+            ignore: frozenset[tuple[str, int]] = frozenset(),
+            since: Mapping[str, int] | None = None) -> dict[str, list[str]]:
     """where -> reasons, for the rows of ``batch`` clashing with a row seen earlier (``seen``: updated) or with
-    the registry. Stored rows in ``ignore`` ((table name, id): about to be deleted or updated) do not count."""
+    the registry. Stored rows in ``ignore`` ((table name, id): about to be deleted or updated) do not count.
+    A stored row with an id above ``since`` (table name -> id: what last_ids gave when the input began) was
+    stored from earlier chunks of the same input, and is named as such (the caller need not keep their keys)."""
     bad: dict[str, list[str]] = {}
+
+    def earlier(table: str, row_id: int) -> bool:
+        return since is not None and row_id > since.get(table, row_id)
     new: dict[str, list[str]] = {}
 
     def claim(space: str, value: str | None, what: str, r: Row, fold: bool = True) -> None:
@@ -150,7 +163,8 @@ def clashes(session: Session, batch: Iterable[Row], seen: dict[tuple[str, str], 
                     continue
                 value = value.lower() if fold else value
                 bad.setdefault(seen[(space, value)], []).append(
-                    f"{value!r} already exists in the registry (rule: unique)")
+                    f"{name}: {value!r} is also used by an earlier record of this input (rule: unique)"
+                    if earlier(kind.table.name, row_id) else f"{value!r} already exists in the registry (rule: unique)")
     table = MHS.table
     for batch_pairs in chunks(new.get("pk+ia", [])):
         wanted = set(batch_pairs)
@@ -160,18 +174,19 @@ def clashes(session: Session, batch: Iterable[Row], seen: dict[tuple[str, str], 
         for row_id, pk, ia, uid in rows:
             if f"{pk}\x00{ia}" in wanted and (table.name, row_id) not in ignore:
                 bad.setdefault(seen[("pk+ia", f"{pk}\x00{ia}")], []).append(
+                    f"party_key+interaction_id: also used by an earlier record of this input ({uid}) (rule: unique)"
+                    if earlier(table.name, row_id) else
                     f"party key already has an MHS record ({uid}) for this interaction (rule: unique)")
     return bad
 
 
-def _executemany(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """Insert ``rows`` (every row has every key of the first) in the session's transaction.
+def _executemany(session: Session, table: Any, names: list[str], rows: list[tuple[Any, ...]]) -> None:
+    """Insert ``rows`` (tuples of the columns ``names``) in the session's transaction.
 
     PostgreSQL: COPY ... FROM STDIN (psycopg), several times faster than row-by-row INSERTs. SQLite:
     one DBAPI executemany. Not SQLAlchemy's insertmanyvalues: on psycopg its multi-thousand-placeholder
     statements cost more to parse client-side than the insert itself.
     """
-    names = list(rows[0])
     dialect = session.get_bind().dialect
     if dialect.name == "postgresql":
         driver = session.connection().connection.driver_connection
@@ -179,11 +194,14 @@ def _executemany(session: Session, table: Any, rows: list[dict[str, Any]]) -> No
         columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
         with driver.cursor() as cur, cur.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
             for r in rows:
-                copy.write_row(tuple(r[n] for n in names))
+                copy.write_row(r)
         return
     compiled = insert(table).values({n: bindparam(n) for n in names}).compile(dialect=dialect)
     order = list(compiled.positiontup or ()) if compiled.positional else names
-    session.connection().exec_driver_sql(compiled.string, [tuple(r[n] for n in order) for r in rows])
+    if order != names:
+        pick = [names.index(n) for n in order]
+        rows = [tuple(r[i] for i in pick) for r in rows]
+    session.connection().exec_driver_sql(compiled.string, rows)
 
 
 def _new_ids(session: Session, table: Any, count: int) -> list[int]:
@@ -201,27 +219,33 @@ def insert_rows(session: Session, rows: list[Row], progress: Callable[[int], Non
     now = utcnow()
     postgres = session.get_bind().dialect.name == "postgresql"
     session.flush()  # pending ORM writes first: the ids below are taken from what the database holds
+    if not postgres:
+        # A bigger page cache for the load (per connection, a bound: 64 MiB): the tables' indexes take random
+        # keys (CPA ids, ASIDs), and with the default 2 MiB nearly every insert reads back an evicted page.
+        session.connection().exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     for kind in (ORG, AS, MHS):
         mine = [r for r in rows if r.kind is kind]
         if not mine:
             continue
         table, columns = kind.table, kind.columns
+        names = [*columns, "id", "version", "created_at", "updated_at", "flags"]
+        org_type = columns.index("org_type") if kind is ORG else -1
         for batch in chunks(mine, BATCH):
             ids = _new_ids(session, table, len(batch))
             out = []
             for row_id, r in zip(ids, batch, strict=True):
-                row = {c: r.values.get(c) for c in columns}
-                if kind is ORG and row.get("org_type") is None:
-                    row["org_type"] = "GP Practice"
-                row.update(id=row_id, version=1, created_at=now, updated_at=now, flags=" ".join(r.flags) or None)
-                out.append(row)
-            _executemany(session, table, out)
+                get = r.values.get
+                values = [get(c) for c in columns]
+                if org_type >= 0 and values[org_type] is None:
+                    values[org_type] = "GP Practice"
+                out.append((*values, row_id, 1, now, now, " ".join(r.flags) or None))
+            _executemany(session, table, names, out)
             for name, child_model, fk, value in kind.children:
-                child_rows = [{fk: row_id, "position": pos, value: v}
+                child_rows = [(row_id, pos, v)
                               for row_id, r in zip(ids, batch, strict=True)
                               for pos, v in enumerate(r.values.get(name) or [])]
                 if child_rows:
-                    _executemany(session, child_model.__table__, child_rows)
+                    _executemany(session, child_model.__table__, [fk, "position", value], child_rows)
             if progress:
                 progress(len(batch))
         if postgres:

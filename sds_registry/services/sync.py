@@ -195,12 +195,13 @@ def _agreement(d: Desired) -> dict[str, Any]:
 
 def build_plan(session: Session, desired: Iterable[Desired], *, mode: Mode = "sync", lenient: bool = False,
                defaults: bool = True, scope: Iterable[str] | None = None,
-               seen: dict[tuple[str, str], str] | None = None) -> Plan:
+               seen: dict[tuple[str, str], str] | None = None, since: Mapping[str, int] | None = None) -> Plan:
     """Compare ``desired`` with what is stored; nothing is written. Every problem is collected in
     ``plan.rejected`` (validation, duplicates in the input, clashes with records outside the plan).
 
     ``seen`` (create mode only) carries the keys of earlier batches, so a long input can be planned and
-    applied a batch at a time (``sds import`` does, to keep memory flat); upsert and sync need the whole
+    applied a batch at a time (``sds import`` does, to keep memory flat; ``since``: bulk.last_ids from before
+    the first batch, so clashes with stored earlier batches are named as such); upsert and sync need the whole
     input at once (a record is deleted only when nothing in the input names it)."""
     plan = Plan(mode)
     rows: list[bulk.Row] = []
@@ -267,7 +268,7 @@ def build_plan(session: Session, desired: Iterable[Desired], *, mode: Mode = "sy
                 plan.deletes.append((kind.name, s))
     seen = {} if seen is None else seen
     for where, reasons in bulk.clashes(session, plan.creates + [r for r, _ in plan.updates], seen,
-                                       frozenset(ignore)).items():
+                                       frozenset(ignore), since).items():
         plan.rejected.append(Problem(where, reasons))
     _plan_agreements(session, plan, agreements, codes)
     return plan

@@ -7,8 +7,9 @@ inputs, which generate identifiers: create mode only). Every record is validated
 
 Import modes (``services.sync``): ``create`` (default; a record already stored is rejected), ``upsert``,
 ``sync``. ``create`` streams: the file is read item by item (``json_stream``) and stored CHUNK records at a
-time, with one ``import`` audit event; ``upsert``/``sync`` hold the file's records and audit each change. A
-record carrying ``flags`` was stored leniently: it re-imports only with ``lenient`` (and keeps its flags).
+time (a record clashing with an earlier, stored chunk is found in the database), with one ``import`` audit
+event; ``upsert``/``sync`` hold the file's records and audit each change. A record carrying ``flags`` was
+stored leniently: it re-imports only with ``lenient`` (and keeps its flags).
 The caller commits only when the report has no rejections: all or nothing.
 """
 
@@ -143,13 +144,14 @@ def import_directory(session: Session, source: Any, actor: Actor = CLI_ACTOR, *,
         return report
     plan_mode: sync.Mode = "upsert" if skip_existing else mode
     seen: dict[tuple[str, str], str] = {}
+    since = bulk.last_ids(session) if plan_mode == "create" else None
     where: dict[str, tuple[str, int, str, int]] = {}
     desired: list[sync.Desired] = []
     registrations: list[tuple[str, int, int, dict[str, Any]]] = []
 
     def settle(final: bool) -> None:
         plan = sync.build_plan(session, desired, mode=plan_mode, lenient=lenient,
-                               seen=seen if plan_mode == "create" else None)
+                               seen=seen if plan_mode == "create" else None, since=since)
         for p in plan.rejected:
             section, index, key, line = where[p.where]
             report.rejected.append(Rejection(section, index, key, p.reasons, line))
@@ -165,6 +167,7 @@ def import_directory(session: Session, source: Any, actor: Actor = CLI_ACTOR, *,
         if report.ok:
             sync.apply_plan(session, plan, actor, audit="none" if plan_mode == "create" or skip_existing
                             else "record")
+            seen.clear()  # stored now: the database finds later chunks' clashes with them (memory stays flat)
         desired.clear()
         where.clear()
 
