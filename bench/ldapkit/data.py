@@ -16,7 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -146,16 +146,21 @@ def _served(rng: random.Random) -> list[tuple[str, str]]:
 
 def generate(practices: int, seed: int = 42, consumers: int | None = None) -> list[Record]:
     """The records, practices first (AS then its MHS entries), consumers last."""
+    return list(stream(practices, seed, consumers))
+
+
+def stream(practices: int, seed: int = 42, consumers: int | None = None) -> Iterator[Record]:
+    """generate()'s records one at a time (memory holds the practice codes and the identifiers handed out, not
+    the records: 100,000 practices are about two million entries)."""
     draw = _Draw(seed)
     rng = draw.rng
     codes = _practice_codes(rng, practices)
-    records: list[Record] = []
     for ods in codes:
         who = draw.supplier(PROVIDERS)
         served = _served(rng)
         party_key = f"{ods}-{rng.randrange(10**6):06d}"
         product_key = str(rng.randrange(1000, 99999))
-        records.append(
+        yield (
             Record(
                 "as",
                 {
@@ -176,7 +181,7 @@ def generate(practices: int, seed: int = 42, consumers: int | None = None) -> li
         for ia, segment in served:
             cpa = draw.cpa_id()
             service, name = split_service_interaction(ia)
-            records.append(
+            yield (
                 Record(
                     "mhs",
                     {
@@ -209,7 +214,7 @@ def generate(practices: int, seed: int = 42, consumers: int | None = None) -> li
         who = draw.supplier(CONSUMERS)
         sends = [ia for ia in sendable if rng.random() < 0.45] or sendable[:1]
         clients = rng.sample(codes, min(len(codes), rng.randrange(1, 30)))
-        records.append(
+        yield (
             Record(
                 "as",
                 {
@@ -226,7 +231,6 @@ def generate(practices: int, seed: int = 42, consumers: int | None = None) -> li
                 },
             )
         )
-    return records
 
 
 def _consumer_codes(rng: random.Random, count: int) -> Iterator[str]:
@@ -247,6 +251,17 @@ def write(records: list[Record], out: Path) -> tuple[Path, Path]:
     ldif.write_text(ROOTS + "".join(r.ldif() for r in records), encoding="utf-8")
     jsonl.write_text("".join(r.to_json() + "\n" for r in records), encoding="utf-8")
     return ldif, jsonl
+
+
+def write_ldif(records: Iterable[Record], path: Path) -> int:
+    """``records`` (a stream) as one LDIF file, roots first, written as they come; returns the entry count."""
+    count = 2
+    with path.open("w", encoding="utf-8") as out:
+        out.write(ROOTS)
+        for r in records:
+            out.write(r.ldif())
+            count += 1
+    return count
 
 
 def load(jsonl: Path) -> list[Record]:

@@ -39,7 +39,7 @@ sizelimit unlimited
 timelimit 60
 access to * by * read
 database mdb
-maxsize 4294967296
+maxsize {maxsize}
 suffix "o=nhs"
 rootdn "cn=bench,o=nhs"
 directory {work}/mdb
@@ -69,8 +69,9 @@ def free_port() -> int:
         return port
 
 
-def prepare(ldif: Path, work: Path, case_ignore: bool = False, drop_entry: int = 0) -> Path:
-    """A loaded mdb and its slapd.conf under ``work`` (emptied first); returns the config path."""
+def prepare(ldif: Path, work: Path, case_ignore: bool = False, drop_entry: int = 0, maxsize: int = 1 << 32) -> Path:
+    """A loaded mdb and its slapd.conf under ``work`` (emptied first); returns the config path. ``maxsize``: the
+    mdb map size in bytes (an upper bound, not allocated: a 2-million-entry directory needs more than 4 GiB)."""
     if work.exists():
         shutil.rmtree(work)
     (work / "mdb").mkdir(parents=True)
@@ -91,6 +92,7 @@ def prepare(ldif: Path, work: Path, case_ignore: bool = False, drop_entry: int =
             work=work,
             modules=modules,
             indexes="\n".join(f"index {a} eq" for a in INDEXED),
+            maxsize=maxsize,
         )
     )
     subprocess.run([SLAPADD, "-q", "-f", str(conf), "-l", str(ldif)], check=True, capture_output=True)
