@@ -201,7 +201,8 @@ def run_http(settings: Settings) -> None:
             self.cfg.set("bind", f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
             self.cfg.set("workers", settings.http_workers)
             self.cfg.set("threads", settings.http_threads)
-            self.cfg.set("worker_class", "gthread")
+            # gthread, reading each request whole on the worker's loop first: slow clients hold no thread
+            self.cfg.set("worker_class", "sds_registry.web.worker.BufferingThreadWorker")
             self.cfg.set("accesslog", None)
             self.cfg.set("loglevel", settings.log_level.lower())
             self.cfg.set("logconfig_dict", gunicorn_logconfig(settings.log_level, settings.log_format))
