@@ -26,9 +26,11 @@ under ``--rss-growth`` MiB a process).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +42,7 @@ from bench import ssp as sspbench  # noqa: E402
 from bench.procwatch import RssSampler, print_rss  # noqa: E402
 from bench.soakcheck import AuditRow, Findings, check, marker_of  # noqa: E402
 from bench.soakload import Load, Target  # noqa: E402
-from tests.support.serving import free_port, sds_serve, start  # noqa: E402
+from tests.support.serving import Running, free_port, sds_serve, start  # noqa: E402
 
 STRUCTURED = "urn:nhs:names:services:gpconnect:fhir:operation:gpc.getstructuredrecord-1"
 
@@ -123,7 +125,8 @@ class Report:
         out = []
         errors = sum(s.errors for s in self.load.stats.values())
         if errors:
-            out.append(f"{errors} errors reached clients")
+            first = [f"{name}: {what}" for name, st in self.load.stats.items() for what in st.first_errors]
+            out.append(f"{errors} errors reached clients: {first[:5]}")
         f = self.findings
         for name in ("lost", "duplicated", "refused_but_applied", "unexplained", "final_mismatch", "inconsistent"):
             if getattr(f, name):
@@ -150,34 +153,43 @@ class Report:
         print_rss(self.rss, warmup)
 
 
-def run_soak(database_url: str, folder: Path, seconds: float, *, writers: int = 4, practices: int = 20,
-             lookup_rate: float = 25.0, write_rate: float = 5.0, http_workers: int = 2, warmup: float = 60.0,
-             sample_every: float = 5.0) -> Report:
-    prepared = prepare(database_url, practices)
+@contextlib.contextmanager
+def serving(database_url: str, folder: Path, prepared: Prepared, env: dict[str, str] | None = None,
+            http_workers: int = 2) -> Iterator[tuple[Running, Target]]:
+    """``sds serve`` with every facade (the SSP with mutual TLS in front of bench/ssp.py's provider stub) on
+    free ports, and what a client needs to reach it."""
     pki = sspbench.make_pki(folder)
     stub_port = free_port()
     stub = start([sys.executable, str(REPO / "bench" / "ssp.py"), "_stub", str(stub_port), str(pki["provider"]),
                   str(pki["provider_key"])], {}, folder / "stub.log", (stub_port,))
-    env = {
+    settings = {
         "SDS_HTTP_WORKERS": str(http_workers), "SDS_SSP_TLS_CERT": str(pki["ssp"]),
         "SDS_SSP_TLS_KEY": str(pki["ssp_key"]), "SDS_SSP_TLS_CLIENT_CA": str(pki["ca"]),
         "SDS_SSP_PROVIDER_CA": str(pki["ca"]), "SDS_SSP_CLIENT_CERT": str(pki["ssp_client"]),
         "SDS_SSP_CLIENT_KEY": str(pki["ssp_client_key"]),
-        "SDS_SSP_CONNECT_TO": f"{sspbench.PROVIDER_FQDN}:443:127.0.0.1:{stub_port}",
+        "SDS_SSP_CONNECT_TO": f"{sspbench.PROVIDER_FQDN}:443:127.0.0.1:{stub_port}", **(env or {}),
     }
     try:
-        with sds_serve(database_url, folder, env=env) as server:
-            sampler = RssSampler(server.proc.pid, sample_every).start()
-            target = Target(http=server.http, ldap=server.ldap, ssp=server.ssp, token=prepared.token,
-                            pki=pki, party_keys=prepared.party_keys, asids=prepared.asids, interaction=STRUCTURED)
-            load = Load(target, writers=writers, lookup_rate=lookup_rate, write_rate=write_rate)
-            load.run(seconds)
-            sampler.stop()
-            sampler.sample()
-            log = server.output()
+        with sds_serve(database_url, folder, env=settings) as server:
+            yield server, Target(http=server.http, ldap=server.ldap, ssp=server.ssp, token=prepared.token,
+                                 pki=pki, party_keys=prepared.party_keys, asids=prepared.asids,
+                                 interaction=STRUCTURED)
     finally:
         stub.terminate()
         stub.wait(10)
+
+
+def run_soak(database_url: str, folder: Path, seconds: float, *, writers: int = 4, practices: int = 20,
+             lookup_rate: float = 25.0, write_rate: float = 5.0, http_workers: int = 2, warmup: float = 60.0,
+             sample_every: float = 5.0) -> Report:
+    prepared = prepare(database_url, practices)
+    with serving(database_url, folder, prepared, http_workers=http_workers) as (server, target):
+        sampler = RssSampler(server.proc.pid, sample_every).start()
+        load = Load(target, writers=writers, lookup_rate=lookup_rate, write_rate=write_rate)
+        load.run(seconds)
+        sampler.stop()
+        sampler.sample()
+        log = server.output()
     audit, final = database_facts(database_url, prepared)
     findings = check(load.writes, load.lookups, audit, final, prepared.initial, STRUCTURED)
     problems = [line for line in log.splitlines() if "Traceback" in line or "database is locked" in line]

@@ -79,6 +79,11 @@ class Http:
             self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         return self.conn
 
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
     def call(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
              idempotent: bool = True) -> tuple[int, http.client.HTTPResponse, bytes]:
         data = json.dumps(body).encode() if body is not None else None
@@ -112,6 +117,7 @@ class Load:
         self.lookups: list[Lookup] = []
         self.pool = sorted(target.party_keys)
         self._lock = threading.Lock()
+        self._closers: list[Callable[[], Any]] = []  # each stream's connections, closed when the run ends
         self.deadline = self.measure_from = 0.0
 
     # ---- running ------------------------------------------------------------------------------------------
@@ -130,6 +136,8 @@ class Load:
             thread.start()
         for thread in threads:
             thread.join(seconds + 120)
+        for close in self._closers:
+            close()
 
     def _paced(self, name: str, make: Callable[[random.Random], Callable[[], None]], rate: float, seed: int) -> None:
         step = make(random.Random(seed))
@@ -168,6 +176,7 @@ class Load:
     def _ldap(self, rng: random.Random) -> Callable[[], None]:
         server = ldap3.Server("127.0.0.1", port=self.t.ldap, get_info=ldap3.NONE)
         conn = ldap3.Connection(server, auto_bind=True, receive_timeout=30)
+        self._closers.append(conn.unbind)
 
         def step() -> None:
             ods = rng.choice(self.pool)
@@ -189,6 +198,7 @@ class Load:
 
     def _fhir(self, rng: random.Random) -> Callable[[], None]:
         client = Http(self.t.http)
+        self._closers.append(client.close)
         headers = {"Accept": "application/fhir+json"}
 
         def step() -> None:
@@ -214,6 +224,7 @@ class Load:
 
     def _resolve(self, rng: random.Random) -> Callable[[], None]:
         client = Http(self.t.http)
+        self._closers.append(client.close)
 
         def step() -> None:
             ods = rng.choice(self.pool)
@@ -233,6 +244,7 @@ class Load:
         context.check_hostname = False  # 127.0.0.1; the chain is still verified
         context.load_cert_chain(str(self.t.pki["consumer"]), str(self.t.pki["consumer_key"]))
         client = Http(self.t.ssp, context)
+        self._closers.append(client.close)
         jwt, minted = sspbench.jwt_token(), time.monotonic()
         path = f"/{sspbench.ROOT}/metadata"
 
@@ -257,6 +269,7 @@ class Load:
     def _writer(self, wid: int) -> Callable[[random.Random], Callable[[], None]]:
         def make(rng: random.Random) -> Callable[[], None]:
             client = Http(self.t.http)
+            self._closers.append(client.close)
             auth = {"Authorization": f"Bearer {self.t.token}"}
             view: dict[str, tuple[str | None, int]] = {}  # ods -> (MHS unique id or None, version): maybe stale
             seq = 0
@@ -299,7 +312,8 @@ class Load:
                 with self._lock:
                     self.writes.append(write)
                 try:
-                    status, response, body = client.call(*call, idempotent=False)
+                    method, path, payload, headers = call
+                    status, _, body = client.call(method, path, payload, headers, idempotent=False)
                 finally:
                     write.answered = self._timed("api-write", write.sent)
                 write.status = status
