@@ -29,6 +29,8 @@ def sign_in(page: Any, token: str) -> None:
 
 
 def test_search_and_browse_by_keyboard_and_on_a_phone(seeded: Engine, page: Any, artefacts: Path) -> None:
+    errors: list[str] = []  # the console's errors: a blocked script or style (CSP) would show here
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
     page.goto("/")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
@@ -51,6 +53,9 @@ def test_search_and_browse_by_keyboard_and_on_a_phone(seeded: Engine, page: Any,
     page.goto("/organisations/A20047")
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
     page.screenshot(path=str(artefacts / "organisation-phone.png"), full_page=True)
+    page.get_by_text("How a consumer finds this endpoint").first.click()
+    assert page.get_by_role("button", name="Copy").first.is_visible()  # pages.js ran
+    assert errors == []
 
 
 def test_a_registration_is_in_ldap_and_fhir_at_once(seeded: Engine, web_server: Running, page: Any,

@@ -43,6 +43,13 @@ def test_search_finds_each_kind_of_identifier(seeded: Engine, web: FlaskClient) 
     assert "Accredited systems" not in by_fqdn  # an FQDN names MHS records only
 
 
+def test_pages_carry_a_content_security_policy(web: FlaskClient) -> None:
+    answer = web.get("/")
+    assert "default-src 'self'" in answer.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in answer.headers["Content-Security-Policy"]
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_search_says_what_it_could_not_read(seeded: Engine, web: FlaskClient) -> None:
     page = text(web, "/?q=not%20an%20id!", 400)
     assert 'aria-invalid="true"' in page and "none of: an ODS code" in page
