@@ -16,6 +16,7 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import Pool, StaticPool
 
 from sds_registry import metrics
+from sds_registry.errors import Unavailable
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -225,3 +226,47 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+#: SQLite's primary result codes (the low byte of sqlite_errorcode) that mean the database, not the statement,
+#: failed: SQLITE_BUSY, SQLITE_LOCKED, SQLITE_NOMEM, SQLITE_READONLY, SQLITE_IOERR, SQLITE_CANTOPEN; and FULL.
+_SQLITE_UNAVAILABLE = {5, 6, 7, 8, 10, 14}
+SQLITE_FULL = 13
+
+
+def unavailable(exc: BaseException) -> Unavailable | None:
+    """The ``Unavailable`` a database error stands for, or None when it is not one (a bug: the facade's 500).
+
+    Unavailable: the server cannot be reached or went away mid-query (a psycopg OperationalError other than a
+    cancelled statement, or InterfaceError on a closed connection), no pooled connection came free in time,
+    or SQLite is busy, locked, read-only or failing I/O. ``full``: SQLite's SQLITE_FULL (the disk, or the
+    database's max_page_count). Takes SQLAlchemy's wrapped errors and raw driver errors (raw-cursor reads).
+    The message is for clients: it names the cause, not the server's address."""
+    import sqlite3
+
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, sa_exc.TimeoutError):
+        return Unavailable("the registry database is unavailable: no connection came free in time")
+    orig = exc.orig if isinstance(exc, sa_exc.DBAPIError) else exc
+    if isinstance(orig, sqlite3.Error):
+        code = (getattr(orig, "sqlite_errorcode", 0) or 0) & 0xFF
+        if code == SQLITE_FULL:
+            return Unavailable(f"the registry database is full ({orig}): the write was not applied", full=True)
+        if code in _SQLITE_UNAVAILABLE:
+            return Unavailable(f"the registry database is unavailable ({orig})")
+        return None
+    if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
+        return Unavailable("the registry database is unavailable: the connection was lost")
+    try:
+        import psycopg
+    except ImportError:  # pragma: no cover - PostgreSQL support not installed
+        return None
+    if isinstance(orig, psycopg.errors.QueryCanceled):
+        return None
+    if isinstance(orig, psycopg.errors.DiskFull):
+        return Unavailable("the registry database is full (PostgreSQL: disk full): the write was not applied",
+                           full=True)
+    if isinstance(orig, psycopg.OperationalError | psycopg.InterfaceError):
+        return Unavailable("the registry database is unavailable: it cannot be reached or closed the connection")
+    return None

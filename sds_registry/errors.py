@@ -8,7 +8,8 @@
     │   └── StaleVersion       If-Match does not match the stored version
     ├── PreconditionRequired   a write without If-Match
     ├── Forbidden              the caller may not write that record
-    └── Unauthorized           missing or unknown bearer token
+    ├── Unauthorized           missing or unknown bearer token
+    └── Unavailable            the database cannot be reached, or (``full``) has no room for the write
 """
 
 from __future__ import annotations
@@ -71,3 +72,13 @@ class Forbidden(RegistryError):
 
 class Unauthorized(RegistryError):
     """No valid bearer token."""
+
+
+class Unavailable(RegistryError):
+    """The database failed, not the request: unreachable, gone away mid-query, busy, or (``full``) out of room
+    for a write (SQLite's SQLITE_FULL). Nothing was written; the client may try again. db.unavailable() says
+    which driver errors are this."""
+
+    def __init__(self, message: str, *, full: bool = False) -> None:
+        super().__init__(message)
+        self.full = full

@@ -189,6 +189,8 @@ def run_workers(target: Callable[..., None], args: tuple[Any, ...], count: int, 
                 metrics.mark_process_dead(proc.pid)
                 restart = guard.allow(time.monotonic() - started[i])
                 report_death(facade, "worker", proc.pid, proc.exitcode, restart)
+                if restart:
+                    proc.close()  # its sentinel pipe: a descriptor per replaced worker otherwise
                 if not restart:
                     gave_up = True
                     break

@@ -222,6 +222,7 @@ OUTCOMES: dict[int, tuple[str, str, str, str | None]] = {
           "Accept type not supported"),
     500: ("exception", "INTERNAL_SERVER_ERROR", "Unexpected internal server error", None),
     502: ("exception", "INTERNAL_SERVER_ERROR", "Unexpected internal server error", "Invalid LDAP response received"),
+    503: ("transient", "SERVICE_UNAVAILABLE", "Service unavailable", None),
     504: ("timeout", "INTERNAL_SERVER_ERROR", "Unexpected internal server error", "LDAP request timed out"),
 }
 

@@ -25,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from sds_registry import metrics
 from sds_registry.config import Settings
+from sds_registry.db import unavailable
 from sds_registry.ldap import ast, dit, dn, filters
 from sds_registry.ldap.backend import Attrs, TimeLimitExceeded
 from sds_registry.ldap.dit import EntryClass, Selection
@@ -33,6 +34,14 @@ from sds_registry.ldap.search import run_compare, run_search
 log = logging.getLogger(__name__)
 
 MAX_PLANS = 4096
+
+
+def _invalidate(fairy: Any) -> None:
+    try:
+        if fairy is not None:
+            fairy.invalidate()
+    except Exception:  # noqa: BLE001 - already broken
+        log.debug("invalidate failed", exc_info=True)
 
 
 def _timestamp(value: Any) -> str:
@@ -92,14 +101,19 @@ class Directory:
         with self._lock:
             if self._idle:
                 return self._idle.pop()
-        fairy = self.engine.raw_connection()
-        conn = fairy.driver_connection
-        assert conn is not None
-        if self.dialect == "postgresql":
-            conn.autocommit = True
-            limit_ms = int(self.settings.ldap_time_limit * 1000)
-            if limit_ms > 0:  # the server's own time limit bounds every query it runs
-                conn.execute(f"SET statement_timeout = {limit_ms}")
+        fairy = None
+        try:  # a database that cannot be reached is db.Unavailable (LDAP 52)
+            fairy = self.engine.raw_connection()
+            conn = fairy.driver_connection
+            assert conn is not None
+            if self.dialect == "postgresql":
+                conn.autocommit = True
+                limit_ms = int(self.settings.ldap_time_limit * 1000)
+                if limit_ms > 0:  # the server's own time limit bounds every query it runs
+                    conn.execute(f"SET statement_timeout = {limit_ms}")
+        except Exception as exc:
+            _invalidate(fairy)
+            raise unavailable(exc) or exc from exc
         return fairy, conn
 
     def _release(self, pair: tuple[Any, Any]) -> None:
@@ -115,12 +129,14 @@ class Directory:
         except Exception:  # noqa: BLE001 - closing a broken connection
             log.debug("close failed", exc_info=True)
 
-    def close(self) -> None:
-        """Give every idle connection back to the engine's pool (later searches still work)."""
+    def close(self, broken: bool = False) -> None:
+        """Give every idle connection back to the engine's pool (later searches still work). ``broken``: drop them
+        instead (one failed on the connection itself, so the database went away and they are as dead; the
+        next search connects afresh, checked by the pool's pre-ping)."""
         with self._lock:
             idle, self._idle = self._idle, []
         for pair in idle:
-            self._give_back(pair)
+            _invalidate(pair[0]) if broken else self._give_back(pair)
 
     def _run(
         self,
@@ -130,12 +146,14 @@ class Directory:
         setup: tuple[str, ...] = (),
         teardown: tuple[str, ...] = (),
     ) -> list[tuple[Any, ...]]:
-        """Execute on an idle connection (a broken one is dropped and the query retried once on another).
+        """Execute on an idle connection (a broken one is dropped with every other idle one, and the query retried
+        once on a new connection; db.Unavailable when that fails too).
 
         On SQLite a progress handler stops a query that runs past ``deadline`` (time.monotonic());
         TimeLimitExceeded is raised then. (PostgreSQL queries here are index probes or bounded scans.)
         """
-        dbapi_error = self.engine.dialect.loaded_dbapi.OperationalError
+        dbapi = self.engine.dialect.loaded_dbapi
+        dbapi_error = (dbapi.OperationalError, dbapi.InterfaceError)  # InterfaceError: a closed connection
         for attempt in (1, 2):
             pair = self._acquire()
             conn = pair[1]
@@ -161,12 +179,10 @@ class Directory:
                 if (watch and "interrupted" in str(exc)) or type(exc).__name__ == "QueryCanceled":
                     self._release(pair)
                     raise TimeLimitExceeded from None
-                try:
-                    pair[0].invalidate()
-                except Exception:  # noqa: BLE001 - already broken
-                    log.debug("invalidate failed", exc_info=True)
+                _invalidate(pair[0])
+                self.close(broken=True)
                 if attempt == 2:
-                    raise
+                    raise unavailable(exc) or exc from exc
                 continue
             except BaseException:
                 self._release(pair)

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from sds_registry.config import Settings
+from sds_registry.errors import Unavailable
 from sds_registry.ldap import access, codec, responses
 from sds_registry.ldap.answers import AnswerCache, Ticket
 from sds_registry.ldap.ast import Control, Result, SearchEntry, SearchRequest
@@ -102,6 +103,13 @@ class _PagedSearch:
     key: tuple[object, ...]
     entries: list[SearchEntry]
     final: Result
+
+
+def _failed(operation: str, exc: Exception) -> Result:
+    """A failed operation's answer; a database that cannot be used (52) is logged in one line, else with a traceback."""
+    quiet = isinstance(exc, Unavailable)
+    log.log(logging.WARNING if quiet else logging.ERROR, "LDAP %s failed: %s", operation, exc, exc_info=not quiet)
+    return result_for_error(exc)
 
 
 def _combine(client: int, server: int) -> int:
@@ -320,8 +328,7 @@ class LDAPConnection:
                 try:
                     result = self.directory.compare(r.dn, r.attr, r.value)
                 except Exception as exc:  # noqa: BLE001 - one failing request must not end the connection
-                    log.exception("LDAP compare failed")
-                    result = result_for_error(exc)
+                    result = _failed("compare", exc)
                 access.answered(self.conn_id, mid, "compare", r.dn, None, result.code, None, started,
                                 time.perf_counter() - started)
                 return responses.encode_result(mid, 0x6F, result.code, result.matched_dn, result.message)
@@ -333,8 +340,7 @@ class LDAPConnection:
             try:
                 entries, result = self.directory.search(work.request, work.size_limit, work.time_limit)
             except Exception as exc:  # noqa: BLE001
-                log.exception("LDAP search failed")
-                entries, result = [], result_for_error(exc)
+                entries, result = [], _failed("search", exc)
             access.answered(self.conn_id, mid, "search", work.request.base, work.request.filter, result.code,
                             len(entries), started, time.perf_counter() - started)
             if mid in self._abandoned:
@@ -375,8 +381,7 @@ class LDAPConnection:
             try:
                 entries, final = self.directory.search(req, work.size_limit, work.time_limit)
             except Exception as exc:  # noqa: BLE001
-                log.exception("LDAP search failed")
-                entries, final = [], result_for_error(exc)
+                entries, final = [], _failed("search", exc)
             seconds = time.perf_counter() - started
             if size == 0:
                 return responses.encode_search_done(

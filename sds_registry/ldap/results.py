@@ -12,6 +12,7 @@ from sds_registry.errors import (
     PreconditionRequired,
     RegistryError,
     Unauthorized,
+    Unavailable,
 )
 from sds_registry.ldap.ast import Result
 
@@ -65,6 +66,7 @@ READ_ONLY_MESSAGE = "this directory is read-only over LDAP: register and change 
 
 # Most specific class first: the first isinstance match wins.
 _ERROR_CODES: tuple[tuple[type[RegistryError], ResultCode], ...] = (
+    (Unavailable, ResultCode.UNAVAILABLE),
     (NotFound, ResultCode.NO_SUCH_OBJECT),
     (InvalidIdentifier, ResultCode.INVALID_DN_SYNTAX),
     (Conflict, ResultCode.UNWILLING_TO_PERFORM),

@@ -25,6 +25,7 @@ from sqlalchemy import Select, func, insert, or_, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from sds_registry.db import unavailable
 from sds_registry.domain import formats
 from sds_registry.models import AuditEvent, SspDecision
 
@@ -114,8 +115,10 @@ class AuditWriter:
         try:
             with self.engine.begin() as conn:
                 conn.execute(insert(SspDecision), rows)
-        except Exception:  # noqa: BLE001 - the audit must never take the proxy down
-            log.exception("could not record %d SSP decisions", len(rows))
+        except Exception as exc:  # noqa: BLE001 - the audit must never take the proxy down
+            failure = unavailable(exc)  # a database outage: one line, not a traceback per batch
+            log.log(logging.ERROR, "could not record %d SSP decisions%s", len(rows), f": {failure}" if failure else "",
+                    exc_info=failure is None)
 
 
 _writers: dict[int, AuditWriter] = {}

@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from sqlalchemy.engine import Engine
 
 from sds_registry.config import Settings
+from sds_registry.db import unavailable
 from sds_registry.services.audit import AuditWriter, writer_for
 from sds_registry.services.ssp import Decision, Facts, SspRequest, judge, lookup_facts, precheck, refuse
 
@@ -40,7 +41,8 @@ class Gate:
         self._facts: dict[FactsKey, tuple[float, Facts]] = {}
 
     async def decide(self, request: SspRequest) -> Decision:
-        """The SSP's answer; any failure of the lookup is the SSP's own 500."""
+        """The SSP's answer; a database that cannot be used is the SSP's 503, any other failure of the lookup
+        its 500."""
         checked = precheck(request)
         if isinstance(checked, Decision):
             return checked
@@ -55,7 +57,11 @@ class Gate:
                     facts = self._lookup(key)
                 else:
                     facts = await asyncio.get_running_loop().run_in_executor(self.executor, self._lookup, key)
-            except Exception:  # noqa: BLE001 - the registry being unreachable must not take the proxy down
+            except Exception as exc:  # noqa: BLE001 - the registry being unreachable must not take the proxy down
+                failure = unavailable(exc)
+                if failure is not None:  # 503 in the SSP's shape, one log line (no traceback per request)
+                    log.warning("SSP registry lookup failed: %s (%s)", failure, type(exc).__name__)
+                    return refuse(503, "transient", "SERVICE_UNAVAILABLE", detail=str(failure))
                 log.exception("SSP registry lookup failed")
                 return refuse(500, "exception", "INTERNAL_SERVER_ERROR")
             if self.ttl:

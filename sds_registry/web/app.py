@@ -7,13 +7,15 @@ Nothing imports this module but ``sds_registry.create_app``: blueprints take the
 from __future__ import annotations
 
 import gzip
+import logging
+import sys
 from typing import Any
 
-from flask import Flask, Response, request
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, current_app, request
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from sds_registry.config import Settings
-from sds_registry.db import ReadPool, make_engine, make_sessionmaker
+from sds_registry.db import ReadPool, make_engine, make_sessionmaker, unavailable
 from sds_registry.web import access, context, fhir, negotiation, pages
 from sds_registry.web import metrics as web_metrics
 from sds_registry.web.api import admin as api_admin
@@ -23,6 +25,7 @@ from sds_registry.web.api import ssp as ssp_api
 from sds_registry.web.api import views as api_views
 
 GZIP_MIN_BYTES = 1024
+log = logging.getLogger("sds.http")
 
 
 def build_app(settings: Settings) -> Flask:
@@ -38,6 +41,7 @@ def build_app(settings: Settings) -> Flask:
     access.install(app)  # first: its after_request hook runs last, and sees the final size
     app.after_request(_common_headers)
     app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
     app.register_blueprint(api_views.bp, url_prefix="/api")
     app.register_blueprint(api_admin.bp, url_prefix="/api")
     app.register_blueprint(ssp_api.bp, url_prefix="/api/ssp")
@@ -89,3 +93,16 @@ def _http_error(exc: HTTPException) -> Any:
     if request.path == "/api" or request.path.startswith("/api/"):
         return api_errors.http_error_response(exc)
     return fhir.http_error_response(exc)
+
+
+def _unexpected_error(exc: Exception) -> Any:
+    """Any other exception: a database that cannot be used (db.unavailable) is 503, or 507 for a full one, in
+    the facade's OperationOutcome shape, with one log line and no traceback; anything else is logged, 500."""
+    if not (request.path == "/api" or request.path.startswith("/api/")):
+        return fhir.lookup_failed(exc, f"{request.method} {request.path}")
+    failure = unavailable(exc)
+    if failure is None:
+        current_app.log_exception(sys.exc_info())
+        return _http_error(InternalServerError(original_exception=exc))
+    log.warning("%s %s: %s (%s)", request.method, request.path, failure, type(exc).__name__)
+    return api_errors.unavailable_response(failure)

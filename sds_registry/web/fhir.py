@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.http import parse_accept_header
 
 from sds_registry.config import Settings
+from sds_registry.db import unavailable
 from sds_registry.errors import ConfigError
 from sds_registry.fhir import json_text, render, render_json, render_xml, search
 from sds_registry.services import directory
@@ -172,6 +173,21 @@ def http_error_response(exc: HTTPException) -> Any:
     return outcome_response(status, correlation_id, exc.description or exc.name)
 
 
+def lookup_failed(exc: Exception, what: str, correlation_id: str | None = None) -> Response:
+    """A database that cannot be used: 503 (Retry-After: 1; 507 when full) and one log line; anything else:
+    logged with its traceback, 500 (as the national API answers any lookup failure)."""
+    correlation_id = correlation_id or _correlation_id(request.environ)[0]
+    failure = unavailable(exc)
+    if failure is None:
+        log.exception("%s lookup failed", what)
+        return outcome_response(500, correlation_id, type(exc).__name__)
+    log.warning("%s lookup failed: %s (%s)", what, failure, type(exc).__name__)
+    response = outcome_response(507 if failure.full else 503, correlation_id, str(failure))
+    if not failure.full:
+        response.headers["Retry-After"] = "1"
+    return response
+
+
 # ---- Searches -----------------------------------------------------------------------------------------------
 
 
@@ -252,8 +268,7 @@ def device_search() -> Response:
                 reader, ods_code=query.ods_code, interaction_id=query.interaction_id,
                 party_key=query.party_key, manufacturer_org=query.manufacturer_org)
     except Exception as exc:  # noqa: BLE001 - the national API answers any lookup failure with a 500 outcome
-        log.exception("Device lookup failed")
-        return outcome_response(500, correlation_id, type(exc).__name__)
+        return lookup_failed(exc, "Device", correlation_id)
     estimate = sum(_DEVICE_BASE_BYTES + _DEVICE_BYTES_PER_INTERACTION * len(r.interactions) for r in records)
     if content_type != FHIR_XML and estimate < STREAM_MIN_BYTES:
         entries = []
@@ -276,8 +291,7 @@ def endpoint_search() -> Response:
                                                interaction_id=query.interaction_id, party_key=query.party_key)
             addresses = _intermediary_addresses(reader, records)
     except Exception as exc:  # noqa: BLE001
-        log.exception("Endpoint lookup failed")
-        return outcome_response(500, correlation_id, type(exc).__name__)
+        return lookup_failed(exc, "Endpoint", correlation_id)
     # At most one Endpoint per endpoint URL (one for a record without any): below the streaming size for sure?
     most = sum(len(record.endpoints) or 1 for record in records)
     if content_type != FHIR_XML and _ENDPOINT_BYTES * most < STREAM_MIN_BYTES:

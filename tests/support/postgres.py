@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL server for the test run: initdb into a temp dir, pg_ctl start, stop at exit.
+"""A throwaway PostgreSQL server for the test run: initdb into a temp dir, pg_ctl start, stop at exit; ``halt``
+and ``resume`` restart it on the same data and port (the fault tests and bench/faults.py).
 
 Runs as the ``postgres`` system user when the tests run as root (initdb refuses root).
 """
@@ -51,11 +52,20 @@ class TempPostgres:
         data = self.dir / "data"
         self._run(str(self.bin / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
                   "--no-locale")
+        self.resume()
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+
+    def halt(self) -> None:
+        """Stop the server as an operator's restart does (fast shutdown: open sessions are cut), keeping its data
+        directory and port for ``resume``."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "fast", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the server (again) on the same data directory and port; returns once it accepts connections."""
         options = f"-k {self.dir} -p {self.port} -c listen_addresses=127.0.0.1 -c fsync=off " \
                   "-c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
-        self._run(str(self.bin / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(self.dir / "log"), "-w",
-                  "start")
-        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-o", options, "-l",
+                  str(self.dir / "log"), "-w", "start")
 
     def stop(self) -> None:
         subprocess.run([*self.prefix, str(self.bin / "pg_ctl"), "-D", str(self.dir / "data"), "-m", "immediate",

@@ -22,6 +22,7 @@ from sds_registry.errors import (
     RegistryError,
     StaleVersion,
     Unauthorized,
+    Unavailable,
 )
 from sds_registry.fhir.render import SPINE_CODING_SYSTEM
 
@@ -54,6 +55,8 @@ PRECONDITION_REQUIRED = SpineCode(
 )
 NOT_IMPLEMENTED = SpineCode(405, "not-supported", "NOT_IMPLEMENTED", "Not implemented")
 INTERNAL = SpineCode(500, "exception", "INTERNAL_SERVER_ERROR", "Unexpected internal server error")
+SERVICE_UNAVAILABLE = SpineCode(503, "transient", "SERVICE_UNAVAILABLE", "Service unavailable")
+INSUFFICIENT_STORAGE = SpineCode(507, "exception", "INSUFFICIENT_STORAGE", "Insufficient storage")
 
 
 def outcome(code: SpineCode, issues: list[Issue] | None = None, diagnostics: str | None = None) -> Response:
@@ -110,7 +113,18 @@ def registry_error_response(exc: RegistryError) -> Response:
         response = outcome(AUTHOR_CREDENTIALS_ERROR, diagnostics=str(exc))
         response.headers["WWW-Authenticate"] = 'Bearer realm="sds-registry"'
         return response
+    if isinstance(exc, Unavailable):
+        return unavailable_response(exc)
     return outcome(INTERNAL, diagnostics="unexpected error")
+
+
+def unavailable_response(exc: Unavailable) -> Response:
+    """503 (the database cannot be used now; Retry-After: 1) or 507 (no room for the write)."""
+    if exc.full:
+        return outcome(INSUFFICIENT_STORAGE, diagnostics=str(exc))
+    response = outcome(SERVICE_UNAVAILABLE, diagnostics=str(exc))
+    response.headers["Retry-After"] = "1"
+    return response
 
 
 def http_error_response(exc: HTTPException) -> Response:
