@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from sds_registry.models import SspDecision
 
 ALLOWED = "ALLOWED"
-OUTCOME_FILTERS = ("allowed", "refused")
 
 #: Kinds of outcome, in the order a chart stacks them: (kind, the tokens' common start; "" = the rest).
 OUTCOME_KINDS: tuple[tuple[str, str], ...] = (
@@ -37,6 +36,11 @@ OUTCOME_KINDS: tuple[tuple[str, str], ...] = (
 )
 
 
+#: What the outcome filter takes: allowed, refused, or one kind of refusal (its tokens' common start).
+OUTCOME_FILTERS: dict[str, str] = {"allowed": ALLOWED, "refused": "", **{
+    kind: start for kind, start in OUTCOME_KINDS if start and start != ALLOWED}}
+
+
 def outcome_kind(outcome: str) -> str:
     """The chart's kind of one outcome token."""
     for kind, start in OUTCOME_KINDS:
@@ -48,7 +52,7 @@ def outcome_kind(outcome: str) -> str:
 @dataclass(frozen=True)
 class DecisionFilters:
     asid: str | None = None
-    outcome: str | None = None  #: "allowed", "refused" or None
+    outcome: str | None = None  #: a key of OUTCOME_FILTERS, or None
     trace_id: str | None = None
 
 
@@ -77,6 +81,8 @@ def _filtered(filters: DecisionFilters, cursor: tuple[datetime, int] | None, lim
         stmt = stmt.where(SspDecision.outcome == ALLOWED)
     elif filters.outcome == "refused":
         stmt = stmt.where(SspDecision.outcome != ALLOWED)
+    elif filters.outcome in OUTCOME_FILTERS:
+        stmt = stmt.where(SspDecision.outcome.startswith(OUTCOME_FILTERS[filters.outcome], autoescape=True))
     return stmt.order_by(SspDecision.at.desc(), SspDecision.id.desc()).limit(limit)
 
 

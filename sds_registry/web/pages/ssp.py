@@ -50,4 +50,4 @@ def ssp() -> Response:
     chart = activity.decisions_per_minute(session)
     svg = Markup(per_minute_svg(chart.start, chart.counts, chart.minutes))  # noqa: S704 (built escaped, chart.py)
     return page("ssp.html", title="SSP activity", filters=filters, rows=rows, older=older, chart=chart, svg=svg,
-                colours=COLOURS, minute_labels=[when(chart.start)])
+                colours=COLOURS, outcome_kinds=[k for k in activity.OUTCOME_FILTERS if k not in ("allowed", "refused")])

@@ -117,6 +117,9 @@ def test_ssp_page_filters_explains_and_charts(db: Engine, web: FlaskClient) -> N
     assert "<svg" in page and "allowed: 1" in page and "sender not accredited: 1" in page  # the last hour only
     refused = text(web, "/ssp?outcome=refused")
     assert "t-refused" in refused and "t-allowed" not in refused
+    by_kind = text(web, "/ssp?outcome=sender+not+accredited")
+    assert "t-refused" in by_kind and "t-allowed" not in by_kind and "t-old" not in by_kind
+    assert "t-refused" not in text(web, "/ssp?outcome=audit+JWT")
     by_asid = text(web, "/ssp?asid=918999198993")
     assert "t-refused" in by_asid and "t-allowed" in by_asid and "t-old" not in by_asid
     by_trace = text(web, "/ssp?trace_id=t-old")
