@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -53,6 +54,20 @@ def _readable(path: Path) -> Iterator[None]:
         raise click.ClickException(f"{path}: {exc}; nothing was stored") from None
 
 
+@contextmanager
+def _bulk_load() -> Iterator[None]:
+    """Cyclic garbage collection for a bulk load: a chunk's records are thousands of small objects that all live
+    until the chunk is stored, and with the default thresholds (a young collection every 700 allocations, older
+    generations every 10) the collector keeps rescanning them for nothing: about a quarter of an import's CPU.
+    Memory stays bounded (collections still run, just less often)."""
+    old = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*old)
+
+
 def side_file(path: Path) -> Path:
     """Where an LDIF export puts the data-sharing agreements LDIF cannot carry: ``x.ldif`` -> ``x.agreements.json``."""
     return path.with_suffix(".agreements.json")
@@ -71,7 +86,7 @@ def seed(synthetic: int, start: int) -> None:
 
     settings = settings_or_exit()
     added = 0
-    with database(settings) as factory:
+    with database(settings) as factory, _bulk_load():
         with factory() as session:
             begin_write(session)
             for path in sorted(SEED_DIR.glob("*.json")):
@@ -107,7 +122,7 @@ def import_(file: Path, mode: Any, lenient: bool, agreements_file: Path | None) 
     ldif = file.suffix.lower() == ".ldif"
     if agreements_file and not ldif:
         raise click.UsageError("--with-agreements goes with an LDIF file (JSON files carry their agreements)")
-    with database(settings) as factory, factory() as session:
+    with database(settings) as factory, factory() as session, _bulk_load():
         begin_write(session)
         report: Any
         with progress(file.stat().st_size, f"importing {file.name}") as update, \
