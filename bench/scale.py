@@ -232,8 +232,13 @@ def clients(server: Running) -> dict[str, Callable[[Practice, str], None]]:
     web = http.client.HTTPConnection("127.0.0.1", server.http, timeout=30)
 
     def get(path: str) -> dict[str, object]:
-        web.request("GET", path)
-        response = web.getresponse()
+        try:
+            web.request("GET", path)
+            response = web.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionError):  # the server closed an idle keep-alive
+            web.close()
+            web.request("GET", path)
+            response = web.getresponse()
         body = response.read()
         assert response.status == 200, (path, response.status, body[:300])
         out: dict[str, object] = json.loads(body)
