@@ -31,7 +31,7 @@ def _interaction_choices() -> list[SelectChoice]:
 
 
 class TokenForm(FlaskForm):  # type: ignore[misc]
-    token = PasswordField("API token", validators=[InputRequired(
+    token = PasswordField("API token", render_kw={"autocomplete": "off"}, validators=[InputRequired(
         message="paste the token that 'sds token create' printed")])
 
 
