@@ -190,8 +190,9 @@ def read_entries(stream: Iterable[str]) -> Iterator[tuple[str, list[tuple[str, s
         yield entry.dn, [(n, v) for n, v, _ in entry.attrs]
 
 
-def _classify(attrs: list[tuple[str, str]]) -> EntryClass | None:
-    classes = {v.strip().lower() for a, v in attrs if a.lower() == "objectclass"}
+def _classify(attrs: Iterable[tuple[Any, ...]]) -> EntryClass | None:
+    """The registry class of a record's (attribute, value[, line]) list, or None."""
+    classes = {t[1].strip().lower() for t in attrs if len(t[0]) == 11 and t[0].lower() == "objectclass"}
     for cls in dit.ENTRY_CLASSES:
         if cls.name.lower() in classes:
             return cls
@@ -199,15 +200,14 @@ def _classify(attrs: list[tuple[str, str]]) -> EntryClass | None:
 
 
 _SKIP = dit.Field("", "")
-_FIELDS: dict[tuple[str, str], dit.Field | None] = {}
+_FIELDS: dict[str, dict[str, dit.Field | None]] = {}  # class name -> attribute as written -> field
 
 
 def _field(cls: EntryClass, name: str) -> dit.Field | None:
     """The field an attribute (as written in the file) goes to; _SKIP for ignored ones. Memoised."""
-    try:
-        return _FIELDS[(cls.name, name)]
-    except KeyError:
-        pass
+    known = _FIELDS.setdefault(cls.name, {})
+    if name in known:
+        return known[name]
     low = name.lower()
     at = schema.lookup(name)
     found: dit.Field | None
@@ -215,8 +215,8 @@ def _field(cls: EntryClass, name: str) -> dit.Field | None:
         found = _SKIP
     else:
         found = next((f for f in cls.fields if at is not None and f.attr == at.name), None)
-    if len(_FIELDS) < 10000:
-        _FIELDS[(cls.name, name)] = found
+    if len(known) < 10000:
+        known[name] = found
     return found
 
 
@@ -229,8 +229,9 @@ def _to_record(
     problems: list[str] = []
     unknown: list[str] = []
     lines: dict[str, list[int]] = {}
+    known = _FIELDS.get(cls.name) or _FIELDS.setdefault(cls.name, {})
     for name, value, number in entry.attrs:
-        f = _field(cls, name)
+        f = known[name] if name in known else _field(cls, name)
         if f is _SKIP:
             continue
         if f is None:
@@ -296,10 +297,9 @@ def _validate(stream: Iterable[str], report: ImportReport, lenient: bool) -> Ite
         if entry.problems:
             report.rejected.append(Rejection(entry.dn, entry.problems, entry.line))
             continue
-        attrs = [(n, v) for n, v, _ in entry.attrs]
-        cls = _classify(attrs)
+        cls = _classify(entry.attrs)
         if cls is None:
-            classes = ", ".join(v for a, v in attrs if a.lower() == "objectclass") or "none"
+            classes = ", ".join(v for a, v, _ in entry.attrs if a.lower() == "objectclass") or "none"
             report.skipped.append((entry.dn, f"not a registry record (objectClass: {classes})"))
             continue
         data, problems, unknown, lines = _to_record(cls, entry)
