@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, lazyload
 
 from sds_registry.domain import formats
@@ -28,6 +28,7 @@ HISTORY_LIMIT = 50
 _ASID = re.compile(r"\d{12}")
 _PARTY_KEY = re.compile(r"[A-Za-z0-9]{1,9}-\d{5,9}")
 _ODS = re.compile(r"[A-Za-z0-9]{3,9}")
+_CPA_ID = re.compile(r"[A-Za-z0-9:_-]{10,64}")
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,13 @@ class Query:
 
 
 KINDS = {"ods": "ODS code", "asid": "ASID", "party_key": "party key", "interaction": "interaction ID",
-         "fqdn": "FQDN"}
+         "fqdn": "FQDN", "cpa_id": "CPA id"}
 
 
 def classify(text: str) -> Query:
     """The kind of identifier ``text`` is, by its shape: 12 digits an ASID, ``ODS-digits`` a party key, ``urn:...``
-    an interaction ID, a dotted DNS name an FQDN, 3-9 letters and digits an ODS code (upper-cased)."""
+    an interaction ID, a dotted DNS name an FQDN, 3-9 letters and digits an ODS code (upper-cased), a longer run of
+    letters, digits, ``:``, ``_`` and ``-`` an MHS record's CPA id or unique identifier (as SSP refusals name them)."""
     value = text.strip()
     if not value:
         raise InvalidIdentifier.single("q", "required", "type an ODS code, ASID, party key, interaction ID or FQDN")
@@ -58,10 +60,13 @@ def classify(text: str) -> Query:
         return Query("fqdn", formats.fqdn(value.lower().rstrip("."), "q"))
     if _ODS.fullmatch(value):
         return Query("ods", value.upper())
+    if _CPA_ID.fullmatch(value):
+        return Query("cpa_id", value)
     raise InvalidIdentifier.single(
         "q", "search-form",
         f"{value!r} is none of: an ODS code (3-9 letters and digits), an ASID (12 digits), a party key "
-        "(ODS-digits), an interaction ID (urn:...) or an FQDN (a dotted host name)")
+        "(ODS-digits), an interaction ID (urn:...), an FQDN (a dotted host name) or a CPA id (10-64 letters, digits, "
+        "':', '_' or '-')")
 
 
 @dataclass(frozen=True)
@@ -83,7 +88,7 @@ def _page(session: Session, query: Select[Any], limit: int) -> Page[Any]:
 def find_systems(session: Session, query: Query, *, after: int | None = None,
                  limit: int = PAGE) -> Page[AccreditedSystem]:
     """The accredited systems a search names: by ODS code, ASID, party key or accredited interaction (an FQDN
-    names MHS records only: an empty page). Their lists (interactions, clients, ...) load only when read: a
+    and a CPA id name MHS records only: an empty page). Their lists (interactions, clients, ...) load only when read: a
     provider's two dozen interactions, times a page, cost more than the page's own query."""
     s = AccreditedSystem
     stmt: Select[Any]
@@ -122,6 +127,8 @@ def find_mhs_records(session: Session, query: Query, *, after: int | None = None
         stmt = stmt.where(m.interaction_id == query.value)
     elif query.kind == "fqdn":
         stmt = stmt.where(func.lower(m.fqdn) == query.value.lower())
+    elif query.kind == "cpa_id":  # two unique indexes
+        stmt = stmt.where(or_(m.cpa_id == query.value, func.lower(m.unique_identifier) == query.value.lower()))
     else:
         system = session.scalar(select(AccreditedSystem).where(AccreditedSystem.asid == query.value))
         if system is None:

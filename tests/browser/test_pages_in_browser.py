@@ -34,7 +34,7 @@ def test_search_and_browse_by_keyboard_and_on_a_phone(seeded: Engine, page: Any,
     page.goto("/")
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
-    page.get_by_label("ODS code, ASID, party key, interaction ID or FQDN").fill("A20047")
+    page.get_by_label("ODS code, ASID, party key, interaction ID, FQDN or CPA id").fill("A20047")
     page.keyboard.press("Enter")
     page.get_by_role("link", name="918999198993").first.wait_for()
     page.screenshot(path=str(artefacts / "search.png"), full_page=True)

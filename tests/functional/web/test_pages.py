@@ -41,6 +41,9 @@ def test_search_finds_each_kind_of_identifier(seeded: Engine, web: FlaskClient) 
     by_fqdn = text(web, "/?q=ORANGE.testlab.nhs.uk")
     assert "https://orange.testlab.nhs.uk/A20047/STU3/1/gpconnect" in by_fqdn
     assert "Accredited systems" not in by_fqdn  # an FQDN names MHS records only
+    by_cpa_id = text(web, "/?q=472b35d4641b76454b13")  # as an SSP ENDPOINT_..._CPAID_... refusal names it
+    assert "the CPA id <strong>472b35d4641b76454b13</strong>" in by_cpa_id
+    assert "https://pcs.thirdparty.nhs.uk/T99999/STU3/1/gpconnect/structured" in by_cpa_id
 
 
 def test_pages_carry_a_content_security_policy(web: FlaskClient) -> None:

@@ -44,13 +44,14 @@ def test_an_unset_secret_key_is_made_once_and_handed_on(monkeypatch: pytest.Monk
     (" a20047 ", "ods", "A20047"), ("918999198993", "asid", "918999198993"), ("t99999-9999999", "party_key",
                                                                                "T99999-9999999"),
     (METADATA, "interaction", METADATA), ("Orange.TestLab.nhs.uk.", "fqdn", "orange.testlab.nhs.uk"),
+    ("472b35d4641b76454b13", "cpa_id", "472b35d4641b76454b13"),
 ])
 def test_a_search_is_classified_by_its_shape(text: str, kind: str, value: str) -> None:
     query = classify(text)
     assert (query.kind, query.value) == (kind, value)
 
 
-@pytest.mark.parametrize("text", ["", "   ", "a!", "ab", "x" * 10, "bad..host"])
+@pytest.mark.parametrize("text", ["", "   ", "a!", "ab", "x" * 65, "a b c", "bad..host"])
 def test_an_unreadable_search_names_the_forms_it_takes(text: str) -> None:
     with pytest.raises(InvalidIdentifier) as caught:
         classify(text)
