@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import String, and_, case, cast, func, literal, or_, select
+from sqlalchemy import String, and_, cast, func, literal, or_, select
 from sqlalchemy.orm import Session
 
 from sds_registry.models import SspDecision
@@ -41,10 +41,18 @@ OUTCOME_FILTERS: dict[str, str] = {"allowed": ALLOWED, "refused": "", **{
     kind: start for kind, start in OUTCOME_KINDS if start and start != ALLOWED}}
 
 
+#: How many leading characters of a token tell its kind apart (the chart groups by them, not by whole tokens,
+#: which carry ASIDs and URLs).
+HEAD = 12
+
+
 def outcome_kind(outcome: str) -> str:
-    """The chart's kind of one outcome token."""
+    """The chart's kind of one outcome token (or of its first HEAD characters)."""
+    if outcome == ALLOWED:
+        return "allowed"
     for kind, start in OUTCOME_KINDS:
-        if start and (outcome == start if start == ALLOWED else outcome.startswith(start)):
+        if start and start != ALLOWED and outcome.startswith(start[:HEAD]) and (
+                len(outcome) <= HEAD or outcome.startswith(start)):
             return kind
     return "other"
 
@@ -127,13 +135,6 @@ class PerMinute:
         return sum(sum(values) for values in self.counts.values())
 
 
-def _kind_expression() -> Any:
-    whens = [(SspDecision.outcome == ALLOWED, "allowed")]
-    whens += [(SspDecision.outcome.startswith(start, autoescape=True), kind)
-              for kind, start in OUTCOME_KINDS if start and start != ALLOWED]
-    return case(*whens, else_="other")
-
-
 def _minute_expression(dialect: str) -> Any:
     if dialect == "postgresql":
         return func.to_char(func.date_trunc("minute", SspDecision.at.op("AT TIME ZONE")("UTC")),
@@ -143,17 +144,20 @@ def _minute_expression(dialect: str) -> Any:
 
 def decisions_per_minute(session: Session, *, end: datetime | None = None, minutes: int = 60) -> PerMinute:
     """Counts by minute and kind of outcome, grouped in the database over the window's range of the ``at``
-    index (one row per minute and kind comes back, whatever the traffic)."""
+    index by minute and the tokens' first HEAD characters (a dozen rows a minute come back, whatever the traffic;
+    grouping by a CASE of prefix matches cost 2.5 times as much). The work grows with the hour's decisions: about
+    1 ms per 1,000 on SQLite."""
     now = end or datetime.now(UTC)
     stop = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
     start = stop - timedelta(minutes=minutes)
     minute = _minute_expression(session.get_bind().dialect.name).label("minute")
-    kind = _kind_expression().label("kind")
+    head = func.substr(SspDecision.outcome, 1, HEAD).label("head")
     rows: Sequence[Any] = session.execute(
-        select(minute, kind, func.count()).where(SspDecision.at >= start, SspDecision.at < stop)
-        .group_by(minute, kind)).all()
+        select(minute, head, func.count()).where(SspDecision.at >= start, SspDecision.at < stop)
+        .group_by(minute, head)).all()
     counts: dict[str, list[int]] = {}
-    for label, row_kind, count in rows:
+    for label, token_head, count in rows:
+        row_kind = outcome_kind(token_head)
         at = datetime.strptime(label, "%Y-%m-%d %H:%M").replace(tzinfo=UTC)
         index = int((at - start).total_seconds() // 60)
         if 0 <= index < minutes:
