@@ -3,6 +3,8 @@ validation status in words, and the calls a consumer makes to find each endpoint
 
 from __future__ import annotations
 
+import re
+
 from flask import request
 from werkzeug.wrappers import Response
 
@@ -13,10 +15,14 @@ from sds_registry.web.pages.calls import consumer_calls, ldap_url
 from sds_registry.web.pages.common import not_found, page, when
 from sds_registry.web.pages.explain import flag, mhs_status
 
+ODS_SHAPE = re.compile(r"[A-Z0-9]{1,9}")
+
 
 @bp.get("/organisations/<ods_code>")
 def organisation(ods_code: str) -> Response:
     ods = ods_code.strip().upper()
+    if not ODS_SHAPE.fullmatch(ods):  # nothing else can be stored (and PostgreSQL refuses a NUL in a parameter)
+        return not_found(f"{ods_code!r} is not an ODS code.")
     found = browse.organisation_records(context.session(), ods)
     if found.organisation is None and not found.systems and not found.mhs_records:
         return not_found(f"Nothing is registered under the ODS code {ods}.")

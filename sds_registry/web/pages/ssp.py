@@ -29,13 +29,18 @@ def _before() -> tuple[datetime, int] | None:
     return (stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC), int(row_id))
 
 
+def _text(name: str) -> str | None:
+    """A text filter, trimmed; None when empty or holding a NUL (no stored value has one; PostgreSQL refuses it)."""
+    value = request.args.get(name, "").strip()
+    return value if value and "\x00" not in value else None
+
+
 @bp.get("/ssp")
 def ssp() -> Response:
     outcome = request.args.get("outcome", "")
     filters = activity.DecisionFilters(
-        asid=request.args.get("asid", "").strip() or None,
-        outcome=outcome if outcome in activity.OUTCOME_FILTERS else None,
-        trace_id=request.args.get("trace_id", "").strip() or None,
+        asid=_text("asid"), outcome=outcome if outcome in activity.OUTCOME_FILTERS else None,
+        trace_id=_text("trace_id"),
     )
     session = context.session()
     found = activity.recent_decisions(session, filters, before=_before())

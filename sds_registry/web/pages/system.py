@@ -33,6 +33,8 @@ def _changes(before: str | None, after: str | None) -> list[str]:
 def system(asid: str) -> Response:
     session = context.session()
     try:
+        if not asid.strip().isdigit():  # an ASID is 12 digits (and PostgreSQL refuses a NUL in a parameter)
+            raise NotFound(asid)
         row = directory.get_accredited_system(session, asid.strip())
     except NotFound:
         return not_found(f"No accredited system has the ASID {asid}.")

@@ -127,3 +127,11 @@ def test_ssp_page_filters_explains_and_charts(db: Engine, web: FlaskClient) -> N
     assert "t-refused" in by_asid and "t-allowed" in by_asid and "t-old" not in by_asid
     by_trace = text(web, "/ssp?trace_id=t-old")
     assert "t-old" in by_trace and "t-refused" not in by_trace
+
+
+def test_malformed_addresses_and_filters_are_answered_not_failed(seeded: Engine, web: FlaskClient) -> None:
+    for path in ("/organisations/A2%00", "/organisations/%F0%9F%98%80", "/systems/9189991%00", "/systems/abc"):
+        assert web.get(path).status_code == 404, path
+    for path in ("/ssp?asid=%00&trace_id=x%00y&outcome=%00", "/ssp?before=%00~1", "/ssp?before=2026-01-01T00:00~99",
+                 "/?q=%00", "/?q=A20047&after_as=-1&after_mhs=99999999999999999999999"):
+        assert web.get(path).status_code in (200, 400), path

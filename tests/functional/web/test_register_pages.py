@@ -45,6 +45,10 @@ def test_a_post_without_the_csrf_token_changes_nothing(seeded: Engine, web: Flas
     answer = web.post("/register/provider", data={"ods_code": "B86041", "fqdn": "gp.example.nhs.uk"})
     assert answer.status_code == 422 and "CSRF" in answer.get_data(as_text=True)
     assert counts(seeded) == before
+    web.post("/register/sign-out", data={})  # no CSRF token: still signed in
+    assert web.get("/register/provider").status_code == 200
+    token_form = web.__class__(web.application).post("/register", data={"token": "sds_x"})  # a fresh session
+    assert token_form.status_code == 400 and "CSRF token is missing" in token_form.get_data(as_text=True)
 
 
 def test_provider_registration_stores_what_api_would(seeded: Engine, web: FlaskClient) -> None:
