@@ -15,7 +15,7 @@ import click
 from sqlalchemy.orm import Session, sessionmaker
 
 from sds_registry.config import Settings, load_settings, unknown_variable_warnings
-from sds_registry.db import make_engine, make_sessionmaker
+from sds_registry.db import make_engine, make_sessionmaker, unavailable
 from sds_registry.errors import RegistryError
 
 T = TypeVar("T")
@@ -48,6 +48,11 @@ def database(settings: Settings) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(settings.database_url)
     try:
         yield make_sessionmaker(engine)
+    except Exception as exc:
+        failure = unavailable(exc)  # gone away meanwhile, or full: one line, nothing written
+        if failure is None:
+            raise
+        raise click.ClickException(str(failure)) from None
     finally:
         engine.dispose()
 
