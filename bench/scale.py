@@ -131,9 +131,11 @@ def sds(url: str, *args: str) -> tuple[float, float, float]:
     child = subprocess.Popen([sys.executable, "-m", "sds_registry.cli", *args], env=env, cwd=ROOT,
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     assert child.stdout is not None
-    output = child.stdout.read()
+    with child.stdout:
+        output = child.stdout.read()
     _pid, status, usage = os.wait4(child.pid, 0)
-    if os.waitstatus_to_exitcode(status) != 0:
+    child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
+    if child.returncode != 0:
         raise SystemExit(f"sds {' '.join(args)} failed:\n{output.decode(errors='replace')[-3000:]}")
     return time.perf_counter() - started, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
 
@@ -202,7 +204,7 @@ def tree_cpu(pid: int) -> float:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / TICK
+        total += sum(map(int, fields[11:15])) / TICK  # its own and its waited-for children's user and system
     return total
 
 
@@ -224,7 +226,8 @@ def rss_mb(server: Running) -> dict[str, float]:
     return out
 
 
-def clients(server: Running) -> dict[str, Callable[[Practice, str], None]]:
+@contextmanager
+def clients(server: Running) -> Iterator[dict[str, Callable[[Practice, str], None]]]:
     """One checked lookup per name; each raises AssertionError on a wrong answer."""
     import ldap3
 
@@ -265,17 +268,23 @@ def clients(server: Running) -> dict[str, Callable[[Practice, str], None]]:
         found = get(f"/api/resolve?ods={quote(p.ods)}&interaction={quote(ia)}")
         assert found["asid"] == p.asid and found["party_key"] == p.party_key, (p, found)
 
-    return {"ldap": ldap, "/Endpoint": endpoint, "/Device": device, "/api/resolve": resolve}
+    try:
+        yield {"ldap": ldap, "/Endpoint": endpoint, "/Device": device, "/api/resolve": resolve}
+    finally:
+        web.close()
+        conn.unbind()
 
 
-def measure(url: str, sample: list[Practice], folder: Path, rounds: int, repeat: int = 3) -> tuple[dict[str, float],
-                                                                                   dict[str, float],
-                                                                                   dict[str, float]]:
+Figures = dict[str, float]
+
+
+def measure(url: str, sample: list[Practice], folder: Path, rounds: int,
+            seconds: float = 3.0) -> tuple[Figures, Figures, Figures]:
     """(server CPU µs per lookup, median latency ms, RSS MiB per process) with one sds serve on ``url``: each
-    round asks every lookup of every sampled practice ``repeat`` times (/proc counts CPU in 10 ms ticks)."""
+    round asks every sampled practice's lookup, over and over for at least ``seconds`` (/proc counts CPU in 10 ms
+    ticks: a pass must be long enough for them)."""
     env = {"SDS_LDAP_WORKERS": "1", "SDS_HTTP_WORKERS": "1", "SDS_HTTP_THREADS": "1"}
-    with sds_serve(url, folder, ssp=False, env=env) as server:
-        calls = clients(server)
+    with sds_serve(url, folder, ssp=False, env=env) as server, clients(server) as calls:
         asks = [(p, ia) for p in sample for ia in sorted(p.endpoints)[:1]]
         cpu: dict[str, list[float]] = {name: [] for name in calls}
         latency: dict[str, list[float]] = {name: [] for name in calls}
@@ -284,11 +293,13 @@ def measure(url: str, sample: list[Practice], folder: Path, rounds: int, repeat:
                 call(p, ia)  # warm: caches, pools, the first pages read
         for _ in range(rounds):
             for name, call in calls.items():  # interleaved: every lookup meets the same machine
-                before, times = tree_cpu(server.proc.pid), []
-                for p, ia in asks * repeat:
-                    started = time.perf_counter()
-                    call(p, ia)
-                    times.append(time.perf_counter() - started)
+                before, times = tree_cpu(server.proc.pid), list[float]()
+                until = time.perf_counter() + seconds
+                while not times or time.perf_counter() < until:
+                    for p, ia in asks:
+                        started = time.perf_counter()
+                        call(p, ia)
+                        times.append(time.perf_counter() - started)
                 cpu[name].append((tree_cpu(server.proc.pid) - before) / len(times) * 1e6)
                 latency[name].append(statistics.median(times) * 1e3)
         rss = rss_mb(server)
@@ -335,7 +346,10 @@ def run(sizes: list[int], backends: list[str], work: Path, lookups: int, rounds:
                 row = Row(backend, n, entries)
                 with backend_url(backend, n, work, postgres) as url:
                     sds(url, "db", "upgrade")
+                    server_cpu = tree_cpu(postmaster(pg)) if backend == "postgresql" else 0.0
                     row.load_s, row.load_cpu_s, row.import_peak_mb = sds(url, "import", str(ldif))
+                    if backend == "postgresql":  # COPY and the indexes' upkeep run in the server's processes
+                        row.load_cpu_s += tree_cpu(postmaster(pg)) - server_cpu
                     row.db_mb = database_mb(url)
                     say(f"  {backend}: sds import {row.load_s:.1f} s ({row.load_cpu_s:.1f} s CPU, peak "
                         f"{row.import_peak_mb:.0f} MiB), database {row.db_mb:.0f} MiB; lookups...")
@@ -345,6 +359,12 @@ def run(sizes: list[int], backends: list[str], work: Path, lookups: int, rounds:
         if pg:
             pg[0].stop()  # type: ignore[attr-defined]
     return rows, refs
+
+
+def postmaster(pg: list[object]) -> int:
+    """The PostgreSQL server's pid (its processes are children of it)."""
+    folder = Path(pg[0].dir)  # type: ignore[attr-defined]
+    return int((folder / "data" / "postmaster.pid").read_text().split()[0])
 
 
 def goals(rows: list[Row], refs: dict[int, Reference]) -> list[tuple[str, float, float]]:
