@@ -72,6 +72,7 @@ class Row:
     lookup_us: dict[str, float] = field(default_factory=dict)  # server CPU per lookup
     latency_ms: dict[str, float] = field(default_factory=dict)
     rss_mb: dict[str, float] = field(default_factory=dict)
+    full_scans: list[str] = field(default_factory=list)  # LDAP lookup plans scanning a whole table
 
 
 # ---- data and slapd -----------------------------------------------------------------------------------------
@@ -275,6 +276,33 @@ def clients(server: Running) -> Iterator[dict[str, Callable[[Practice, str], Non
         conn.unbind()
 
 
+def full_scans(url: str, p: Practice) -> list[str]:
+    """The query plans of the LDAP lookup's two searches (Directory.explain) that scan a whole records table."""
+    from sds_registry.config import load_settings
+    from sds_registry.db import make_engine
+    from sds_registry.ldap import ast
+    from sds_registry.ldap.directory import Directory
+    from sds_registry.ldap.filterstr import parse_filter
+
+    engine = make_engine(url)
+    try:
+        directory = Directory(engine, load_settings({"database_url": url}))
+        ia = sorted(p.endpoints)[0]
+        bad = []
+        for text in (f"(&(nhsIDCode={p.ods})(objectClass=nhsMhs)(nhsMhsSvcIA={ia}))",
+                     f"(&(nhsIDCode={p.ods})(objectClass=nhsAs)(nhsMHSPartyKey={p.party_key}))"):
+            request = ast.SearchRequest("ou=Services,o=nhs", ast.Scope.SUB, ast.DerefAliases.NEVER, 0, 0, False,
+                                        parse_filter(text), ("nhsMHSEndPoint", "uniqueIdentifier"))
+            for cls, lines in directory.explain(request).items():
+                plan = " | ".join(lines)
+                if any(f"SCAN {t}" in plan.replace("Seq Scan on", "SCAN") and f"SCAN {t} USING" not in plan
+                       for t in ("accredited_systems", "message_handling_systems")):
+                    bad.append(f"{text} {cls}: {plan}")
+        return bad
+    finally:
+        engine.dispose()
+
+
 Figures = dict[str, float]
 
 
@@ -351,6 +379,7 @@ def run(sizes: list[int], backends: list[str], work: Path, lookups: int, rounds:
                     if backend == "postgresql":  # COPY and the indexes' upkeep run in the server's processes
                         row.load_cpu_s += tree_cpu(postmaster(pg)) - server_cpu
                     row.db_mb = database_mb(url)
+                    row.full_scans = full_scans(url, sample[0])
                     say(f"  {backend}: sds import {row.load_s:.1f} s ({row.load_cpu_s:.1f} s CPU, peak "
                         f"{row.import_peak_mb:.0f} MiB), database {row.db_mb:.0f} MiB; lookups...")
                     row.lookup_us, row.latency_ms, row.rss_mb = measure(url, sample, work / "serve", rounds)
@@ -403,6 +432,10 @@ def report(rows: list[Row], refs: dict[int, Reference]) -> list[str]:
     for r in rows:
         lines.append(f"RSS MiB {r.backend} {r.practices}: "
                      + ", ".join(f"{k} {v:.0f}" for k, v in sorted(r.rss_mb.items())))
+    for r in rows:
+        lines += [f"FULL SCAN {r.backend} {r.practices}: {plan}" for plan in r.full_scans]
+    if not any(r.full_scans for r in rows):
+        lines.append("LDAP lookup plans: index probes at every size (no full scan of a records table)")
     for what, figure, goal in goals(rows, refs):
         lines.append(f"{what:<62}{figure:>8.2f}  (goal <= {goal:g}: {'met' if figure <= goal else 'NOT met'})")
     return lines
