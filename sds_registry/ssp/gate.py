@@ -2,8 +2,10 @@
 
 Checks 1-4 and 10 (headers, interaction, verb, JWT) run on every request; the registry's facts for checks
 5-9 (sender, certificate CN, receiver's endpoints, agreement) are looked up once per (sender, receiver,
-interaction, CN) and kept for ``SDS_SSP_CACHE_SECONDS`` (default 1 s; 0 looks up on every request), so a
-registry change reaches the SSP within that time, as the national SSP and its SDS caches behave. On SQLite
+interaction, CN) and kept for ``SDS_SSP_CACHE_SECONDS`` (default 1 s; 0 looks up on every request), and
+all of them are dropped as soon as a write to the directory is committed (services/generation.py, read on
+every request: on SQLite a local read on the loop, on PostgreSQL one round trip in the thread pool), so a
+registration is seen by the very next request on every process and node. On SQLite
 the lookup runs on the event loop (two index probes in this process, no waiting on a network); on a
 networked database it goes to a small thread pool so the loop never waits on a round trip.
 """
@@ -20,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sds_registry.config import Settings
 from sds_registry.db import unavailable
 from sds_registry.services.audit import AuditWriter, writer_for
+from sds_registry.services.generation import Generation
 from sds_registry.services.ssp import Decision, Facts, SspRequest, judge, lookup_facts, precheck, refuse
 
 log = logging.getLogger("sds.ssp")
@@ -39,6 +42,8 @@ class Gate:
         self.executor = ThreadPoolExecutor(max_workers=max(1, settings.ssp_threads), thread_name_prefix="ssp-db")
         self.audit: AuditWriter = writer_for(engine, batch=settings.ssp_audit_batch)
         self._facts: dict[FactsKey, tuple[float, Facts]] = {}
+        self.generation = Generation(engine)  # a committed write drops every kept fact at once
+        self._generation: int | None = None
 
     async def decide(self, request: SspRequest) -> Decision:
         """The SSP's answer; a database that cannot be used is the SSP's 503, any other failure of the lookup
@@ -47,6 +52,12 @@ class Gate:
         if isinstance(checked, Decision):
             return checked
         key = (checked.from_asid, checked.to_asid, checked.interaction.id, request.client_cn or "")
+        if self.ttl:
+            gen = (self.generation.current() if self.inline else
+                   await asyncio.get_running_loop().run_in_executor(self.executor, self.generation.current))
+            if gen is None or gen != self._generation:
+                self._facts.clear()
+                self._generation = gen
         now = time.monotonic()
         cached = self._facts.get(key)
         if cached is not None and cached[0] > now:
@@ -77,4 +88,5 @@ class Gate:
 
     def close(self) -> None:
         self.audit.close()
+        self.generation.close()
         self.executor.shutdown(wait=False, cancel_futures=True)
