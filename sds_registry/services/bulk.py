@@ -59,6 +59,7 @@ MHS = Kind("message_handling_system", MessageHandlingSystem, "unique_identifier"
     ("endpoints", MhsEndpoint, "mhs_id", "url"), ("actors", MhsActor, "mhs_id", "value"),
 ))
 KINDS = {k.name: k for k in (ORG, AS, MHS)}
+KINDS_BY_TABLE = {k.table.name: k for k in (ORG, AS, MHS)}
 
 
 @dataclass
@@ -248,8 +249,24 @@ def insert_rows(session: Session, rows: list[Row], progress: Callable[[int], Non
                     _executemany(session, child_model.__table__, [fk, "position", value], child_rows)
             if progress:
                 progress(len(batch))
-        if postgres:
+        if postgres and _stale(session, table.name, len(mine)):
             # Fresh statistics for the next batch's checks: without them the planner takes a table it
             # just saw empty for a tiny one, and the uniqueness probes stop using their indexes.
             for name in [table.name, *(c[1].__tablename__ for c in kind.children)]:
                 session.connection().exec_driver_sql(f"ANALYZE {name}")
+
+
+def _stale(session: Session, table: str, added: int) -> bool:
+    """Whether ``table``'s statistics need refreshing now that this session added ``added`` more rows: when it
+    holds at least twice the rows it held at this session's last ANALYZE of it (or none was run yet). A long
+    load is many batches, and ANALYZE after each costs more as the table grows; doubling keeps the estimates
+    within 2x at O(log n) analyses."""
+    counts: dict[str, tuple[int, int]] = session.info.setdefault("bulk_rows", {})  # table -> (rows, at ANALYZE)
+    if table in counts:
+        rows, analysed = counts[table]
+        rows += added
+    else:
+        rows, analysed = int(session.scalar(select(func.count()).select_from(KINDS_BY_TABLE[table].table)) or 0), 0
+    stale = analysed == 0 or rows >= 2 * analysed
+    counts[table] = (rows, rows if stale else analysed)
+    return stale
