@@ -4,8 +4,9 @@
 returns the events it completed, in order: a ``RequestHead`` (method, target, headers as spelled, version,
 keep-alive, whether a body follows, ``Expect: 100-continue``), the body's ``Data`` (already de-chunked), an
 ``EndOfMessage``; pipelined requests simply follow one another. Malformed input, a head over
-``MAX_HEADER_BYTES`` and an ``Upgrade`` end the stream with a ``ProtocolError`` (events completed before it
-are kept); the parser then takes nothing more. The response side builds heads, chunks and the last chunk.
+``MAX_HEADER_BYTES``, a Transfer-Encoding other than exactly ``chunked`` (no head event for it) and an
+``Upgrade`` end the stream with a ``ProtocolError`` (events completed before it are kept); the parser then
+takes nothing more. The response side builds heads, chunks and the last chunk.
 No asyncio, no sockets, no logging here.
 """
 
@@ -103,7 +104,12 @@ class RequestParser:
 
     def on_headers_complete(self) -> None:
         parser, headers = self._parser, self._headers
-        chunked = any(k.lower() == "transfer-encoding" and "chunked" in v.lower() for k, v in headers)
+        codings = [c.strip().lower() for k, v in headers if k.lower() == "transfer-encoding" for c in v.split(",")]
+        if codings and codings != ["chunked"]:
+            # llhttp reports a bad Transfer-Encoding only after this callback, when the head would already be
+            # out as an event (and forwarded); and a coding besides chunked would be lost in re-chunking.
+            raise ValueError("Transfer-Encoding other than 'chunked'")
+        chunked = bool(codings)
         length = next((v for k, v in headers if k.lower() == "content-length"), "0").strip()
         has_body = chunked or (length.isdigit() and int(length) > 0)
         expect = has_body and any(k.lower() == "expect" and v.lower() == "100-continue" for k, v in headers)

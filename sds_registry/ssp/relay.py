@@ -62,6 +62,10 @@ class Client(Protocol):
     def resume_input(self, reason: str = "body") -> None: ...
 
 
+class BodyBroken(Exception):
+    """The client's request body stopped being HTTP (bad chunk framing): the request cannot be completed."""
+
+
 class RequestBody:
     """A request body on its way from the client to the provider (already de-chunked by the parser)."""
 
@@ -71,6 +75,7 @@ class RequestBody:
         self.chunks: deque[bytes] = deque()
         self.size = 0
         self.ended = False
+        self.broken = False
         self._waiter: asyncio.Future[None] | None = None
 
     def feed(self, data: bytes) -> None:
@@ -84,15 +89,22 @@ class RequestBody:
         self.ended = True
         self._wake()
 
+    def fail(self) -> None:
+        """The rest of the body is malformed: a reader gets BodyBroken (at once, not after a timeout)."""
+        self.broken = True
+        self._wake()
+
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
 
     async def read(self) -> bytes | None:
-        """The next piece, or None at the end."""
-        while not self.chunks and not self.ended:
+        """The next piece, or None at the end; BodyBroken once the body turned out malformed."""
+        while not self.chunks and not self.ended and not self.broken:
             self._waiter = asyncio.get_running_loop().create_future()
             await self._waiter
+        if self.broken:
+            raise BodyBroken
         if not self.chunks:
             return None
         data = self.chunks.popleft()
@@ -238,6 +250,10 @@ class Exchange:
                         if body is not None:
                             await self._send_body(conn, body)
                         answer = await head_future
+                    except BodyBroken:
+                        # Never let the provider take half a request for a whole one: drop its connection.
+                        self._abandon(conn)
+                        return refuse(400, "invalid", "MALFORMED_REQUEST_BODY"), None
                     except ProviderError as exc:
                         self._abandon(conn)
                         if attempt == 0 and reused and body is None and not conn.received_any:

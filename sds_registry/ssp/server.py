@@ -84,11 +84,14 @@ class ClientConnection(asyncio.Protocol):
                     self.incoming.body.end()
                 self.incoming = None
             else:  # malformed, too large, or an Upgrade
+                if self.incoming is not None and self.incoming.body is not None and not self.incoming.body.ended:
+                    self.incoming.body.fail()  # its exchange answers 400 now, not after the provider timeout
                 self._protocol_error()
 
     def eof_received(self) -> bool | None:
         if self.incoming is not None and self.incoming.body is not None and not self.incoming.body.ended:
             self.broken = True
+            self.incoming.body.fail()  # the body can never end: answer now, not after the provider timeout
         if self.task is None:
             return False  # close now
         self.closing = True  # answer what is in flight, then close

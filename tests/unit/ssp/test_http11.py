@@ -170,3 +170,18 @@ def test_bad_request_closes() -> None:
     assert re.fullmatch(rb"HTTP/1\.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n"
                         rb"Date: [A-Z][a-z]{2}, \d\d [A-Z][a-z]{2} \d{4} \d\d:\d\d:\d\d GMT\r\nServer: sds-ssp\r\n\r\n",
                         answer), answer
+
+
+@pytest.mark.parametrize("coding", [b"xchunked", b"gzip, chunked", b"chunked, gzip", b"identity", b"chunked;q=1",
+                                    b'"chunked"', b"chunked, chunked"])
+def test_a_transfer_encoding_other_than_chunked_is_an_error_before_any_head(coding: bytes) -> None:
+    """llhttp flags some of these only after the head callback: the head must not come out (and be forwarded)."""
+    events = RequestParser().feed(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + coding + b"\r\n\r\n0\r\n\r\n")
+    assert len(events) == 1 and isinstance(events[0], ProtocolError), events
+
+
+@pytest.mark.parametrize("coding", [b"chunked", b"Chunked", b" chunked "])
+def test_chunked_in_any_case_is_chunked(coding: bytes) -> None:
+    events = RequestParser().feed(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: " + coding + b"\r\n\r\n0\r\n\r\n")
+    assert isinstance(events[0], RequestHead) and events[0].chunked
+    assert isinstance(events[-1], EndOfMessage)
