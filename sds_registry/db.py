@@ -62,6 +62,29 @@ def begin_write(session: Session) -> None:
     session.connection(execution_options={WRITE_OPTION: True})
 
 
+#: Session.info key a reading unit of work sets (see read_snapshot): on PostgreSQL its transaction then reads one
+#: snapshot (REPEATABLE READ) instead of one per statement (READ COMMITTED).
+SNAPSHOT_INFO = "sds_read_snapshot"
+
+
+def read_snapshot(session: Session) -> None:
+    """Make every statement of ``session``'s transactions read the same snapshot, unless it writes (begin_write).
+
+    Why: a record is read in several statements (its row, then its endpoints, actors, interactions by
+    selectin loads). Under READ COMMITTED a delete committed between them gave an /api listing an MHS record
+    with no endpoint, a state the database never held (bench/soak.py on PostgreSQL). SQLite's deferred BEGIN
+    already reads one snapshot. REPEATABLE READ costs a read-only transaction nothing more on PostgreSQL and
+    never fails it; writers keep READ COMMITTED and their row locks."""
+    session.info[SNAPSHOT_INFO] = True
+
+
+@event.listens_for(Session, "after_begin")
+def _snapshot_begin(session: Session, _transaction: Any, connection: Any) -> None:
+    if (session.info.get(SNAPSHOT_INFO) and connection.dialect.name == "postgresql"
+            and not connection.get_execution_options().get(WRITE_OPTION)):
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url``; SQLite gets WAL, foreign keys and a busy timeout, in-memory gets one shared conn."""
     if url.startswith("sqlite"):

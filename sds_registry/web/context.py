@@ -5,12 +5,12 @@ Blueprints import this module, never web.app (which imports them).
 
 from __future__ import annotations
 
-from flask import current_app, g
+from flask import current_app, g, request
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from sds_registry.config import Settings
-from sds_registry.db import ReadConnection, ReadPool
+from sds_registry.db import ReadConnection, ReadPool, read_snapshot
 
 
 def settings() -> Settings:
@@ -19,9 +19,12 @@ def settings() -> Settings:
 
 
 def session() -> Session:
-    """The request's Session (made on first use, closed on teardown). Views own its commit."""
+    """The request's Session (made on first use, closed on teardown). Views own its commit. A GET or HEAD reads
+    one snapshot of the database (db.read_snapshot) unless it writes too (db.begin_write)."""
     if "sds_session" not in g:
         g.sds_session = current_app.extensions["sds"]["sessionmaker"]()
+        if request.method in ("GET", "HEAD"):
+            read_snapshot(g.sds_session)
     value: Session = g.sds_session
     return value
 
