@@ -43,6 +43,8 @@ def _fail(field: str, rule: str, message: str) -> InvalidIdentifier:
 
 
 def _text(value: object, field: str) -> str:
+    if value is None:  # absent (or JSON null): FHIR's "required", not a wrong type
+        raise _fail(field, "required", "is required")
     if not isinstance(value, str):
         raise _fail(field, "type", "must be a string")
     return value

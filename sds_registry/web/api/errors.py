@@ -62,8 +62,9 @@ INSUFFICIENT_STORAGE = SpineCode(507, "exception", "INSUFFICIENT_STORAGE", "Insu
 def outcome(code: SpineCode, issues: list[Issue] | None = None, diagnostics: str | None = None) -> Response:
     """An OperationOutcome response: one issue per broken rule (field in ``expression``), or one general issue."""
     entries: list[dict[str, Any]] = []
-    for issue in issues or []:
-        entries.append(_issue(code, f"{issue.field}: {issue.message} (rule: {issue.rule})", issue.field))
+    for issue in issues or []:  # a missing field or parameter is FHIR's "required", any other broken rule the code's
+        entries.append(_issue(code, f"{issue.field}: {issue.message} (rule: {issue.rule})", issue.field,
+                              "required" if issue.rule == "required" else None))
     if not entries:
         entries.append(_issue(code, diagnostics or code.display, None))
     body = {"resourceType": "OperationOutcome", "meta": {"profile": [PROFILE]}, "issue": entries}
@@ -72,10 +73,10 @@ def outcome(code: SpineCode, issues: list[Issue] | None = None, diagnostics: str
     return response
 
 
-def _issue(code: SpineCode, diagnostics: str, expression: str | None) -> dict[str, Any]:
+def _issue(code: SpineCode, diagnostics: str, expression: str | None, issue_type: str | None = None) -> dict[str, Any]:
     issue: dict[str, Any] = {
         "severity": "error",
-        "code": code.issue_type,
+        "code": issue_type or code.issue_type,
         "details": {"coding": [{"system": SYSTEM, "code": code.code, "display": code.display}]},
         "diagnostics": diagnostics,
     }
@@ -87,9 +88,10 @@ def _issue(code: SpineCode, diagnostics: str, expression: str | None) -> dict[st
 class BadRequest(RegistryError):
     """Malformed input (not JSON, wrong header syntax): 400 BAD_REQUEST."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, rule: str = "malformed") -> None:
         super().__init__(message)
         self.field = field
+        self.rule = rule
 
 
 def registry_error_response(exc: RegistryError) -> Response:
@@ -97,7 +99,7 @@ def registry_error_response(exc: RegistryError) -> Response:
     if isinstance(exc, InvalidIdentifier):
         return outcome(INVALID_RESOURCE, exc.issues)
     if isinstance(exc, BadRequest):
-        issues = [Issue(exc.field, "malformed", str(exc))] if exc.field else None
+        issues = [Issue(exc.field, exc.rule, str(exc))] if exc.field else None
         return outcome(BAD_REQUEST, issues, str(exc))
     if isinstance(exc, NotFound):
         return outcome(NO_RECORD_FOUND, diagnostics=str(exc))

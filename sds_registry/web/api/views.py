@@ -261,7 +261,7 @@ def resolve() -> Response:
     interaction = request.args.get("interaction", "").strip()
     for name, value in (("ods", ods), ("interaction", interaction)):
         if not value:
-            raise BadRequest(f"the query parameter '{name}' is required", name)
+            raise BadRequest(f"the query parameter '{name}' is required", name, "required")
     found = directory.resolve(context.session(), ods, interaction)
     return _respond({
         "ods_code": found.ods_code,

@@ -47,3 +47,23 @@ def test_api_validation_issue_names_the_field_and_the_rule(client: FlaskClient,
     assert issue["expression"] == ["service_root"] and "rule: no-trailing-slash" in issue["diagnostics"]
     (system, code, _display), = _coding(response.json)
     assert system == "https://fhir.nhs.uk/STU3/ValueSet/Spine-ErrorOrWarningCode-1" and code == "INVALID_RESOURCE"
+
+
+def test_a_missing_field_or_parameter_is_issue_type_required(client: FlaskClient,
+                                                             admin_headers: dict[str, str]) -> None:
+    """FHIR's issue types: ``required`` for a missing element, ``invalid`` for a malformed one; the Spine
+    coding stays the status's (BAD_REQUEST, INVALID_RESOURCE)."""
+    missing = client.get("/api/resolve?interaction=urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1")
+    assert missing.status_code == 400
+    (issue,) = _body(missing)["issue"]
+    assert (issue["code"], issue["expression"]) == ("required", ["ods"]) and "rule: required" in issue["diagnostics"]
+    assert _coding(missing.json)[0][1] == "BAD_REQUEST"
+
+    body = client.post("/api/providers", headers=admin_headers, json={"service_root": "https://x.example.nhs.uk/A"})
+    assert body.status_code == 422
+    by_field = {tuple(i["expression"]): i["code"] for i in _body(body)["issue"]}
+    assert by_field[("ods_code",)] == "required"
+    assert set(by_field.values()) <= {"required", "invalid"}
+
+    malformed = client.get("/api/organisations?limit=-5", headers=admin_headers)
+    assert malformed.status_code == 400 and _body(malformed)["issue"][0]["code"] == "invalid"
