@@ -14,6 +14,7 @@ import time
 from sds_registry import metrics
 from sds_registry.ldap import filterstr
 from sds_registry.ldap.ast import Filter
+from sds_registry.logs import direct_writer
 
 log = logging.getLogger("sds.ldap.access")
 _ids = itertools.count(1)
@@ -46,6 +47,11 @@ def line(conn_id: str, message_id: int, operation: str, base: str, filt: Filter 
          entries: int | None, started: float) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
     filter_text = filt if filt is None or isinstance(filt, str) else filterstr.format_filter(filt)
+    write = direct_writer(log)
+    if write is not None:  # the text format with only our handler: the same line, written directly
+        write(f"conn {conn_id} msg {message_id} {operation} {base!r} {filter_text or '-'} result {code} "
+              f"entries {entries} {duration_ms} ms")
+        return
     log.info("conn %s msg %s %s %r %s result %s entries %s %s ms", conn_id, message_id, operation, base,
              filter_text or "-", code, entries, duration_ms,
              extra={"connection_id": conn_id, "message_id": message_id, "operation": operation, "base": base,

@@ -1,0 +1,72 @@
+"""logs.direct_writer: the LDAP access line written straight to the stream is the line logging would write, and
+anything else on the way (another handler, a filter, the JSON format) sends it back through logging."""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from sds_registry.logs import direct_writer, setup_logging
+
+
+@pytest.fixture
+def stderr() -> Iterator[io.StringIO]:
+    """Where ours_alone's handler writes; the root logger's handlers and level put back afterwards."""
+    stream = io.StringIO()
+    root = logging.getLogger()
+    kept, level = list(root.handlers), root.level
+    try:
+        yield stream
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in kept:
+            root.addHandler(handler)
+        root.setLevel(level)
+
+
+def ours_alone(fmt: str, stream: io.StringIO) -> None:
+    """setup_logging, then only its handler on the root (pytest's capture handlers rightly turn the direct path
+    off, and pytest adds them for the test's body)."""
+    setup_logging("INFO", fmt)
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if handler.get_name() != "sds":
+            root.removeHandler(handler)
+        else:
+            handler.setStream(stream)  # type: ignore[attr-defined]
+
+
+def test_the_direct_line_is_the_line_logging_writes(stderr: io.StringIO) -> None:
+    ours_alone("text", stderr)
+    logger = logging.getLogger("sds.ldap.access")
+    write = direct_writer(logger)
+    assert write is not None
+    write("conn 1-2 msg 3 search 'o=nhs' (objectClass=*) result 0 entries 1 0.05 ms")
+    logger.info("conn %s msg %s %s %r %s result %s entries %s %s ms", "1-2", 3, "search", "o=nhs", "(objectClass=*)",
+                0, 1, 0.05)
+    direct, logged = stderr.getvalue().splitlines()
+    # The same text but for the milliseconds of the time stamp ("2026-12-04 06:12:51,962 sds.ldap.access INFO ...").
+    assert direct[:19] == logged[:19] or direct[:17] == logged[:17]
+    assert direct[23:] == logged[23:]
+    assert direct[19] == "," and direct[20:23].isdigit()
+
+
+def test_another_handler_a_filter_or_json_means_logging(stderr: io.StringIO) -> None:
+    logger = logging.getLogger("sds.ldap.access")
+    ours_alone("json", stderr)
+    assert direct_writer(logger) is None
+    ours_alone("text", stderr)
+    extra = logging.NullHandler()
+    logging.getLogger().addHandler(extra)
+    assert direct_writer(logger) is None
+    logging.getLogger().removeHandler(extra)
+    assert direct_writer(logger) is not None
+    logger.addFilter(lambda record: True)
+    try:
+        assert direct_writer(logger) is None
+    finally:
+        logger.filters.clear()
