@@ -81,7 +81,7 @@ class Generation:
         return int(row[0])
 
     def _connect(self) -> None:
-        if self.dialect not in ("sqlite", "postgresql"):
+        if self.dialect not in ("sqlite", "postgresql") or self._supported is False:
             return
         fairy = self.engine.raw_connection()
         conn: Any = fairy.driver_connection
