@@ -48,10 +48,42 @@ def _readable(path: Path) -> Iterator[None]:
     write the plan could not foresee (a clash between two updates, say)."""
     try:
         yield
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
+        raise click.ClickException(f"{path}: {_bad_utf8(path) or exc}; nothing was stored") from None
+    except OSError as exc:
         raise click.ClickException(f"{path}: cannot read: {exc}; nothing was stored") from None
     except RegistryError as exc:
         raise click.ClickException(f"{path}: {exc}; nothing was stored") from None
+
+
+def _bad_utf8(path: Path) -> str | None:
+    """Where the file stops being UTF-8, by line and column (the decoder's own position is within the chunk it
+    was reading, which means nothing to the user). Reads a MiB at a time."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, column = 1, 1
+    try:
+        with path.open("rb") as raw:
+            while block := raw.read(1 << 20):
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError as exc:
+                    good = block[:exc.start]
+                    if b"\n" in good:
+                        line, column = line + good.count(b"\n"), len(good) - good.rindex(b"\n")
+                    else:
+                        column += len(good)
+                    return (f"line {line}, column {column}: not UTF-8 text (byte 0x{block[exc.start]:02x}); "
+                            "save the file as UTF-8")
+                line += block.count(b"\n")
+                column = len(block) - block.rindex(b"\n") if b"\n" in block else column + len(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return f"line {line}: the file ends inside a UTF-8 character"
+    except OSError:
+        return None
+    return None
 
 
 @contextmanager

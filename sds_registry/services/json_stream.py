@@ -82,6 +82,8 @@ class _Reader:
                 if self._fill():
                     continue
                 raise self.fail(exc.msg, exc.pos) from None
+            except RecursionError:  # the decoder recurses per nesting level; no record nests anywhere near
+                raise self.fail("arrays or objects nested too deep", self.pos) from None
             if end == len(self.buf) and self._fill():
                 continue  # a number may go on in the next read
             self.pos = end
