@@ -20,8 +20,11 @@ every stream has answered normally again), and the descriptor count of every ser
 through it, before and after. Then the write check: every acknowledged registration is in the database
 whole (its system and all its MHS records), every refused one left nothing. Exit status 1 when a goal is
 missed: an answer other than a served one, a 503 OperationOutcome or LDAP 52 (a hang or a 500 among them),
-recovery from the database's return over 5 s, a partial or lost write, or a server process with more
-descriptors after than before (beyond a small allowance for pools refilling).
+recovery from the database's return over 5 s, a partial or lost write, or a server process holding more
+descriptors after than before: files, pipes, listening sockets (TCP connections are counted apart, as
+database pools and clients' keep-alive connections move with the load, and so are the metric files a
+process opens at its first sample). The SSP's connections to failing providers are counted in
+tests/functional/ssp/test_provider_faults.py.
 """
 
 from __future__ import annotations
@@ -54,11 +57,13 @@ from sds_registry.migrate import upgrade  # noqa: E402
 from sds_registry.models import AccreditedSystem, MessageHandlingSystem  # noqa: E402
 from sds_registry.services.clients import create_client  # noqa: E402
 from tests.support.postgres import TempPostgres  # noqa: E402
+from tests.support.procfs import open_descriptors  # noqa: E402
 from tests.support.serving import Running, free_port, sds_serve  # noqa: E402
 from tests.unit.ssp.fixtures import FOUNDATIONS, METADATA, PROVIDER_FQDN, PROVIDER_ODS, seed, ssp_headers  # noqa: E402
 
 RECOVERY_GOAL = 5.0
-FD_ALLOWANCE = 4  # a pool may hold a few more connections after than before: more is a leak
+FD_ALLOWANCE = 2  # a first replacement opens the restart counter's file in its supervisor
+CONNECTIONS_BOUND = 30  # a process's database pools (SQLAlchemy's 5 + 10 overflow; the LDAP directory's) + clients
 FHIR = "/spine-directory/FHIR/R4"
 STREAMS = ("ldap", "fhir", "resolve", "ssp", "write")
 FACADE_OF = {"ldap": "ldap", "fhir": "http", "resolve": "http", "ssp": "ssp", "write": "http"}
@@ -87,6 +92,7 @@ class Load:
 
     running: Running
     token: str
+    db_port: int
     calls: list[Call] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -178,24 +184,19 @@ def _ldap(port: int) -> tuple[str, bool, bool]:
         return "ok", True, True
     if done.returncode == 52:
         return "ldap52", False, "unavailable" in done.stderr
-    if done.returncode == 255:
+    if done.returncode in (254, 255):  # libldap's "can't contact" / local error: the connection was cut
         return "refused", False, True
     return f"ldap{done.returncode}", False, False
 
 
-def fd_counts(running: Running) -> dict[int, int]:
-    """Open descriptors of every server process now (the supervisor, facade processes, workers)."""
+def fd_counts(running: Running) -> dict[int, dict[str, str]]:
+    """The open descriptors of every server process now (tests/support/procfs.py): the supervisor, facade
+    processes, workers."""
     pids = [running.proc.pid]
     for facade in running.facades().values():
         pids.append(facade)
         pids.extend(running.children(facade))
-    out = {}
-    for pid in pids:
-        try:
-            out[pid] = len(os.listdir(f"/proc/{pid}/fd"))
-        except FileNotFoundError:
-            continue
-    return out
+    return {pid: held for pid in pids if (held := open_descriptors(pid))}
 
 
 @dataclass
@@ -206,16 +207,33 @@ class Fault:
     recovered: float | None = None
     answers: dict[str, Counter[str]] = field(default_factory=dict)
     unexpected: list[str] = field(default_factory=list)
-    fds_before: dict[int, int] = field(default_factory=dict)
-    fds_after: dict[int, int] = field(default_factory=dict)
+    fds_before: dict[int, dict[str, str]] = field(default_factory=dict)
+    fds_after: dict[int, dict[str, str]] = field(default_factory=dict)
+
+    def split(self, held: dict[str, str]) -> tuple[int, int]:
+        """(descriptors other than TCP connections and metric files, TCP connections). Connections come and go
+        with the load (database pools grow within their bounds as load shifts to a worker left alone; clients
+        keep connections alive), metric files open at a process's first sample; the rest must not grow."""
+        connections = sum(1 for what in held.values() if what.startswith("tcp:") and what != "tcp:0")
+        metric_files = sum(1 for what in held.values() if "/sds-metrics-" in what)
+        return len(held) - connections - metric_files, connections
 
     @property
     def recovery(self) -> float | None:
         return None if self.recovered is None else self.recovered - self.back
 
-    def leaked(self) -> dict[int, int]:
-        return {pid: self.fds_after[pid] - n for pid, n in self.fds_before.items()
-                if pid in self.fds_after and self.fds_after[pid] - n > FD_ALLOWANCE}
+    def leaked(self) -> dict[int, str]:
+        """Processes holding more descriptors after than before (beyond the allowance), or more connections
+        than their pools and the load's clients explain: what they hold anew."""
+        out = {}
+        for pid, held in self.fds_before.items():
+            if pid not in self.fds_after:
+                continue
+            (others, connections), after = self.split(held), self.split(self.fds_after[pid])
+            if after[0] - others > FD_ALLOWANCE or after[1] > CONNECTIONS_BOUND:
+                new = sorted({w for fd, w in self.fds_after[pid].items() if held.get(fd) != w})
+                out[pid] = f"{others}+{connections} -> {after[0]}+{after[1]} (other+connections), new: {new}"
+        return out
 
 
 def _close(load: Load, fault: Fault, until: float) -> None:
@@ -237,6 +255,12 @@ def _close(load: Load, fault: Fault, until: float) -> None:
     fault.recovered = None if None in firsts else max(f for f in firsts if f is not None)
 
 
+def _clients(pid: int, db_port: int) -> int:
+    """Client connections a worker holds now (the load's keep-alive ones among them)."""
+    return sum(1 for what in open_descriptors(pid).values()
+               if what.startswith("tcp:") and what not in ("tcp:0", f"tcp:{db_port}"))
+
+
 def kill_worker(load: Load, facade: str, settle: float) -> Fault:
     running = load.running
     deadline = time.monotonic() + 30
@@ -246,11 +270,12 @@ def kill_worker(load: Load, facade: str, settle: float) -> Fault:
                                f"{running.output()[-3000:]}")
         time.sleep(0.2)
     before = fd_counts(running)
-    victim = running.workers(facade)[0]
+    victim = max(running.workers(facade), key=lambda pid: _clients(pid, load.db_port))  # the one at work
     fault = Fault(f"kill-{facade}-worker", time.monotonic(), time.monotonic())
     os.kill(victim, signal.SIGKILL)
     time.sleep(settle)
-    fault.fds_before, fault.fds_after = {p: n for p, n in before.items() if p != victim}, fd_counts(running)
+    fault.fds_before = {p: n for p, n in before.items() if p != victim}
+    fault.fds_after = fd_counts(running)
     _close(load, fault, time.monotonic())
     return fault
 
@@ -319,7 +344,7 @@ class Report:
                 out.append(f"{fault.name}: did not recover")
             elif fault.name == "postgres-restart" and fault.recovery > RECOVERY_GOAL:
                 out.append(f"{fault.name}: recovered {fault.recovery:.1f} s after the database's return")
-            out.extend(f"{fault.name}: process {pid} holds {n} more descriptors" for pid, n in fault.leaked().items())
+            out.extend(f"{fault.name}: process {pid} descriptors {n}" for pid, n in fault.leaked().items())
         out.extend(self.writes.problems)
         return out
 
@@ -329,8 +354,10 @@ class Report:
             print(f"{fault.name}: recovered in {recovery}")
             for stream, answers in sorted(fault.answers.items()):
                 print(f"  {stream:8} " + " ".join(f"{a}={n}" for a, n in sorted(answers.items())))
-            pairs = [f"{pid}:{n}->{fault.fds_after.get(pid, '-')}" for pid, n in sorted(fault.fds_before.items())]
-            print("  fds (pid:before->after) " + " ".join(pairs))
+            after = {pid: fault.split(held) for pid, held in fault.fds_after.items()}
+            pairs = [f"{pid}:{o}+{d}->" + (f"{after[pid][0]}+{after[pid][1]}" if pid in after else "-")
+                     for pid, (o, d) in sorted((p, fault.split(h)) for p, h in fault.fds_before.items())]
+            print("  fds (pid:other+connections before->after) " + " ".join(pairs))
         w = self.writes
         print(f"writes: acknowledged={w.acknowledged} refused={w.refused} unknown={w.unknown} "
               f"problems={len(w.problems)}")
@@ -341,7 +368,8 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {"faults": [{"name": f.name, "recovery": f.recovery, "answers": {s: dict(a) for s, a in
                                                                                   f.answers.items()},
-                            "fds_before": f.fds_before, "fds_after": f.fds_after} for f in self.faults],
+                            "fds_before": {pid: f.split(h) for pid, h in f.fds_before.items()},
+                            "fds_after": {pid: f.split(h) for pid, h in f.fds_after.items()}} for f in self.faults],
                 "writes": vars(self.writes), "calls": self.calls, "failures": self.failures()}
 
 
@@ -359,27 +387,31 @@ def prepare(database_url: str) -> str:
     return token
 
 
-def run_faults(folder: Path, outage: float = 5.0, settle: float = 8.0, warmup: float = 3.0) -> Report:
-    postgres = TempPostgres()
-    database_url = postgres.start()
+def run_faults(folder: Path, outage: float = 5.0, settle: float = 8.0, warmup: float = 3.0,
+               postgres: tuple[TempPostgres, str] | None = None) -> Report:
+    """The faults on a fresh database of ``postgres`` (a started TempPostgres and its URL; default: one of its
+    own, stopped at the end)."""
+    server = TempPostgres() if postgres is None else postgres[0]
+    database_url = server.start() if postgres is None else postgres[1]
     try:
         token = prepare(database_url)
         env = {"SDS_HTTP_WORKERS": "2", "SDS_LDAP_WORKERS": "2", "SDS_SSP_WORKERS": "2",
                "SDS_SSP_CACHE_SECONDS": "0", "SDS_SSP_CONNECT_TO": f"{PROVIDER_FQDN}:443:127.0.0.1:{free_port()}",
                "SDS_SSP_PROVIDER_TIMEOUT": "2"}
         with sds_serve(database_url, folder, env=env) as running:
-            load = Load(running, token)
+            load = Load(running, token, server.port)
             threads = load.start()
             time.sleep(warmup)
             faults = [kill_worker(load, facade, settle) for facade in ("http", "ldap", "ssp")]
-            faults.append(restart_database(load, postgres, outage, settle))
+            faults.append(restart_database(load, server, outage, settle))
             load.stop.set()
             for thread in threads:
                 thread.join(timeout=30)
             load.client.close()
         return Report(faults, check_writes(database_url, load.writes), len(load.calls))
     finally:
-        postgres.stop()
+        if postgres is None:
+            server.stop()
 
 
 def main() -> int:

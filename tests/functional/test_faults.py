@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,8 +38,10 @@ def postgres() -> Iterator[tuple[TempPostgres, str]]:
     try:
         server = TempPostgres()
         url = server.start()
-    except Exception as exc:  # noqa: BLE001 - no initdb here
-        pytest.fail(f"these tests restart their own PostgreSQL, which needs initdb: {exc}")
+    except Exception as exc:  # noqa: BLE001 - no initdb here (as tests/conftest.py: a skip, but never under CI)
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"these tests restart their own PostgreSQL, which needs initdb: {exc}")
+        pytest.skip(f"these tests restart their own PostgreSQL, which needs initdb: {exc}")
     try:
         yield server, url
     finally:
@@ -127,8 +130,8 @@ def test_a_database_outage_is_refused_clearly_and_recovered_from(postgres: tuple
 
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-def test_short_fault_bench_meets_its_goals(tmp_path: Path) -> None:
-    report = run_faults(tmp_path, outage=2.0, settle=4.0, warmup=2.0)
+def test_short_fault_bench_meets_its_goals(postgres: tuple[TempPostgres, str], tmp_path: Path) -> None:
+    report = run_faults(tmp_path, outage=2.0, settle=4.0, warmup=2.0, postgres=postgres)
     report.print()
     assert report.failures() == []
     assert [f.name for f in report.faults] == ["kill-http-worker", "kill-ldap-worker", "kill-ssp-worker",

@@ -6,7 +6,6 @@ test_proxy.py has the single 502 (nothing listening) and 504 (slow answer)."""
 
 from __future__ import annotations
 
-import os
 import socket
 import ssl
 import struct
@@ -21,6 +20,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.functional.ssp.conftest import Pki, free_port, start_ssp, stop_ssp
+from tests.support.procfs import open_descriptors
 from tests.unit.ssp.fixtures import FOUNDATIONS, PROVIDER_FQDN, Directory, seed, ssp_headers
 
 TIMEOUT = 1.0
@@ -80,25 +80,6 @@ def hostile(pki: Pki) -> Iterator[HostileProvider]:
     provider.close()
 
 
-def fds(pid: int) -> dict[str, str]:
-    """The process's open descriptors and what each is: a path, ``pipe:[...]``, or a TCP socket as
-    ``tcp:<remote port>`` (from /proc/<pid>/net/tcp, by inode)."""
-    remote = {}
-    for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
-            fields = line.split()
-            remote[fields[9]] = int(fields[2].rsplit(":", 1)[1], 16)
-    out = {}
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            what = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:
-            continue
-        inode = what.removeprefix("socket:[").rstrip("]")
-        out[fd] = f"tcp:{remote[inode]}" if what.startswith("socket:") and inode in remote else what
-    return out
-
-
 def workers_of(pid: int) -> list[int]:
     return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
 
@@ -127,7 +108,7 @@ def test_reset_and_stalled_providers_get_502_and_504_and_leak_no_descriptors(
                 for _ in range(WARM):
                     assert client.get(url, headers={**headers, "Ssp-TraceID": str(uuid.uuid4())}).status_code >= 502
             time.sleep(1)
-            before = fds(worker)
+            before = open_descriptors(worker)
             statuses: dict[str, list[int]] = {"reset": [], "stall": []}
             slowest = 0.0
             for mode in ("reset", "stall"):
@@ -139,9 +120,9 @@ def test_reset_and_stalled_providers_get_502_and_504_and_leak_no_descriptors(
                     statuses[mode].append(response.status_code)
                     assert "COMMUNICATING_TO_ENDPOINT_URL" in response.text
             deadline = time.monotonic() + 10
-            while len(fds(worker)) > len(before) and time.monotonic() < deadline:
+            while len(open_descriptors(worker)) > len(before) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            after = fds(worker)
+            after = open_descriptors(worker)
     finally:
         stop_ssp(process)
     assert statuses == {"reset": [502] * CALLS, "stall": [504] * CALLS}
