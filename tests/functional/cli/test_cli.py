@@ -3,12 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -20,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from sds_registry.cli import main
 from sds_registry.models import AccreditedSystem, DataSharingAgreement, MessageHandlingSystem, Organisation
+from tests.support.serving import sds_serve
 
 METADATA = "urn:nhs:names:services:gpconnect:fhir:rest:read:metadata-1"
 
@@ -106,40 +102,15 @@ def test_import_rejects_bad_records_and_stores_nothing(db: Engine, database_url:
     assert run(database_url, "import", str(garbage)).exit_code == 1
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.timeout(120)
-def test_serve_answers_http_and_stops_cleanly_on_sigterm(seeded: Engine, database_url: str) -> None:
-    port = _free_port()
-    env = {**os.environ, "SDS_DATABASE_URL": database_url, "SDS_HTTP_BIND": f"127.0.0.1:{port}",
-           "SDS_LDAP_BIND": "", "SDS_SSP_BIND": "", "SDS_HTTP_WORKERS": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "sds_registry.cli", "serve"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        url = f"http://127.0.0.1:{port}/api/resolve?ods=A20047&interaction={METADATA}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with urllib.request.urlopen(url, timeout=5) as response:
-                    body = json.loads(response.read())
-                break
-            except OSError:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise
-                time.sleep(0.2)
+def test_serve_answers_http_and_stops_cleanly_on_sigterm(seeded: Engine, database_url: str, tmp_path: Path) -> None:
+    with sds_serve(database_url, tmp_path, ldap=False, ssp=False) as running:  # checks exit status 0 on SIGTERM
+        url = f"{running.http_url}/api/resolve?ods=A20047&interaction={METADATA}"
+        with urllib.request.urlopen(url, timeout=5) as response:
+            body = json.loads(response.read())
         assert body["service_root_url"] == "https://orange.testlab.nhs.uk/A20047/STU3/1/gpconnect"
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     with socket.socket() as sock:
-        assert sock.connect_ex(("127.0.0.1", port)) != 0
+        assert sock.connect_ex(("127.0.0.1", running.http)) != 0
 
 
 def test_audit_prints_recent_ssp_decisions(db: Engine, database_url: str) -> None:
