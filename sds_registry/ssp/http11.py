@@ -71,6 +71,7 @@ class RequestParser:
         self._headers: list[tuple[str, str]] = []
         self._header_bytes = 0
         self.failed = False
+        self.in_head = False  #: a request head has begun and is not complete yet
 
     def feed(self, data: bytes) -> list[Event]:
         """The events ``data`` completed (a ProtocolError last if it broke the stream; nothing once broken)."""
@@ -91,6 +92,7 @@ class RequestParser:
 
     def on_message_begin(self) -> None:
         self._url, self._headers, self._header_bytes = [], [], 0
+        self.in_head = True
 
     def on_url(self, url: bytes) -> None:
         self._url.append(url)
@@ -103,6 +105,7 @@ class RequestParser:
         self._headers.append((name.decode("latin-1"), value.decode("latin-1")))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         parser, headers = self._parser, self._headers
         codings = [c.strip().lower() for k, v in headers if k.lower() == "transfer-encoding" for c in v.split(",")]
         if codings and codings != ["chunked"]:
@@ -158,6 +161,12 @@ def request_head(method: str, target: str, headers: Iterable[tuple[str, str]]) -
 def chunk(data: bytes) -> bytes:
     """One piece of a chunked body (never empty: an empty chunk would end the body)."""
     return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def request_timeout(server: str) -> bytes:
+    """The answer to a request head that took too long to arrive; the connection closes after it."""
+    return response_head(408, "Request Timeout", [("Content-Length", "0"), ("Connection", "close"),
+                                                  ("Date", http_date()), ("Server", server)])
 
 
 def bad_request(server: str) -> bytes:

@@ -25,6 +25,10 @@ if TYPE_CHECKING:
 
 MAX_PIPELINED = 16
 IDLE_SECONDS = 75.0
+#: Seconds a request head may take to arrive, from its first byte: a client sending a byte now and then
+#: (slowloris) is answered 408 and closed, as the HTTP facade does (web/worker.py).
+HEAD_SECONDS = 10.0
+SWEEP_SECONDS = 5.0
 
 
 class ServerState(RelayState):
@@ -53,6 +57,7 @@ class ClientConnection(asyncio.Protocol):
         self.broken = False
         self.write_paused = False
         self.last_active = self.loop.time()
+        self.head_since: float | None = None  # when the request head now arriving began
         self._paused_for: set[str] = set()
 
     # ---- asyncio.Protocol -------------------------------------------------------------------------------
@@ -73,6 +78,8 @@ class ClientConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_active = self.loop.time()
+        if self.head_since is None:
+            self.head_since = self.last_active
         for event in self.parser.feed(data):
             if isinstance(event, http11.Data):
                 if self.incoming is not None and self.incoming.body is not None:
@@ -87,6 +94,8 @@ class ClientConnection(asyncio.Protocol):
                 if self.incoming is not None and self.incoming.body is not None and not self.incoming.body.ended:
                     self.incoming.body.fail()  # its exchange answers 400 now, not after the provider timeout
                 self._protocol_error()
+        if not self.parser.in_head:
+            self.head_since = None
 
     def eof_received(self) -> bool | None:
         if self.incoming is not None and self.incoming.body is not None and not self.incoming.body.ended:
@@ -178,6 +187,16 @@ class ClientConnection(asyncio.Protocol):
         elif self.transport is not None:
             self.transport.pause_reading()
 
+    def head_timeout(self) -> None:
+        """A request head too slow to arrive: 408 once nothing is in flight, and close."""
+        self.head_since = None
+        self.closing = True
+        if self.task is None and self.transport is not None:
+            self.write(http11.request_timeout(SERVER))
+            self.transport.close()
+        elif self.transport is not None:
+            self.transport.pause_reading()
+
     def shutdown(self) -> None:
         """Stop after the request in flight (now, if there is none)."""
         self.closing = True
@@ -194,11 +213,14 @@ def _common_name(cert: Any) -> str | None:
 
 
 async def idle_sweeper(state: ServerState) -> None:
-    """Close keep-alive connections idle for IDLE_SECONDS."""
+    """Close keep-alive connections idle for IDLE_SECONDS, and answer 408 to a request head still arriving
+    HEAD_SECONDS after its first byte (then close)."""
     loop = asyncio.get_running_loop()
     while True:
-        await asyncio.sleep(IDLE_SECONDS / 5)
-        limit = loop.time() - IDLE_SECONDS
+        await asyncio.sleep(SWEEP_SECONDS)
+        now = loop.time()
         for conn in list(state.connections):
-            if conn.task is None and conn.last_active < limit:
+            if conn.head_since is not None and now - conn.head_since > HEAD_SECONDS:
+                conn.head_timeout()
+            elif conn.task is None and conn.last_active < now - IDLE_SECONDS:
                 conn.shutdown()
