@@ -16,6 +16,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,8 @@ from sds_registry.models import AuditEvent, SspDecision
 log = logging.getLogger("sds.ssp.audit")
 _LIMITS = {"trace_id": 64, "from_asid": 64, "to_asid": 64, "interaction_id": 255, "method": 10}
 _STOP = object()
+#: How long a batch of decisions waits for a database that cannot be used before it is given up on.
+RETRY_SECONDS = 60.0
 T = TypeVar("T")
 
 
@@ -112,13 +115,25 @@ class AuditWriter:
                 return
 
     def _write(self, rows: list[dict[str, Any]]) -> None:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(insert(SspDecision), rows)
-        except Exception as exc:  # noqa: BLE001 - the audit must never take the proxy down
-            failure = unavailable(exc)  # a database outage: one line, not a traceback per batch
-            log.log(logging.ERROR, "could not record %d SSP decisions%s", len(rows), f": {failure}" if failure else "",
-                    exc_info=failure is None)
+        """Insert one batch. While the database cannot be used (a restart) the batch is retried, with pauses
+        growing to 2 s, for up to RETRY_SECONDS (decisions queue meanwhile, up to max_queued); a database that
+        is full, another error, or close() gives up on the batch with one log line."""
+        deadline, pause = time.monotonic() + RETRY_SECONDS, 0.1
+        while True:
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(insert(SspDecision), rows)
+                return
+            except Exception as exc:  # noqa: BLE001 - the audit must never take the proxy down
+                failure = unavailable(exc)
+                if failure is None or failure.full or self._stopping.is_set() or time.monotonic() > deadline:
+                    log.log(logging.ERROR, "could not record %d SSP decisions%s", len(rows),
+                            f": {failure}" if failure else "", exc_info=failure is None)
+                    return
+                if pause == 0.1:
+                    log.warning("%d SSP decisions wait for the database: %s", len(rows), failure)
+                self._stopping.wait(pause)
+                pause = min(2.0, pause * 2)
 
 
 _writers: dict[int, AuditWriter] = {}

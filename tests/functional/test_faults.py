@@ -4,7 +4,7 @@
   traceback: /api and the FHIR API 503 with an OperationOutcome naming the cause (and Retry-After), the SSP
   its own 503 OperationOutcome, LDAP result 52 ``unavailable`` with a diagnostic; a write is refused and
   leaves nothing; every facade serves again within 5 s of the database's return, on its old connections'
-  replacements;
+  replacements; the SSP's audit of a decision made in the gap is written once the database is back;
 - bench/faults.py in short: workers of every facade killed under load and the database restarted under load,
   with its goals (recovery, answers, writes whole or absent, no descriptor growth).
 """
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from bench.faults import RECOVERY_GOAL, prepare, run_faults
 from sds_registry.db import make_engine
-from sds_registry.models import AccreditedSystem
+from sds_registry.models import AccreditedSystem, SspDecision
 from tests.support.ldap import ldapsearch
 from tests.support.postgres import TempPostgres
 from tests.support.serving import Running, free_port, sds_serve
@@ -48,7 +49,7 @@ def postgres() -> Iterator[tuple[TempPostgres, str]]:
         server.stop()
 
 
-def calls(running: Running, token: str, n: int) -> dict[str, httpx.Response | str]:
+def calls(running: Running, token: str, n: int, trace_id: str | None = None) -> dict[str, httpx.Response | str]:
     """One call a facade (LDAP: ldapsearch's exit status and stderr) and one registration."""
     org = f"https://fhir.nhs.uk/Id/ods-organization-code|{PROVIDER_ODS}"
     svc = f"https://fhir.nhs.uk/Id/nhsServiceInteractionId|{METADATA}"
@@ -58,7 +59,7 @@ def calls(running: Running, token: str, n: int) -> dict[str, httpx.Response | st
                                   params={"ods": PROVIDER_ODS, "interaction": METADATA}),
             "fhir": client.get(f"{running.http_url}{FHIR_ENDPOINT}", params={"organization": org, "identifier": svc}),
             "ssp": client.get(f"http://127.0.0.1:{running.ssp}/{FOUNDATIONS}/metadata",
-                              headers={**ssp_headers(), "Accept": "application/fhir+json"}),
+                              headers={**ssp_headers(trace_id=trace_id), "Accept": "application/fhir+json"}),
             "write": client.post(f"{running.http_url}/api/providers", headers={"Authorization": f"Bearer {token}"},
                                  json={"ods_code": f"F{n:05d}", "asid": f"7{n:011d}", "fqdn": f"f{n}.faults.test",
                                        "interactions": [METADATA]}),
@@ -87,6 +88,21 @@ def systems_of(url: str, asid: str) -> int:
         engine.dispose()
 
 
+def decision_of(url: str, trace_id: str, wait: float = 15.0) -> str | None:
+    """The outcome the SSP audited for ``trace_id`` (its writer inserts in batches: waited for)."""
+    engine = make_engine(url)
+    deadline = time.monotonic() + wait
+    try:
+        while True:
+            with Session(engine) as session:
+                outcome = session.scalar(select(SspDecision.outcome).where(SspDecision.trace_id == trace_id))
+            if outcome is not None or time.monotonic() > deadline:
+                return outcome
+            time.sleep(0.2)
+    finally:
+        engine.dispose()
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_a_database_outage_is_refused_clearly_and_recovered_from(postgres: tuple[TempPostgres, str],
@@ -99,7 +115,8 @@ def test_a_database_outage_is_refused_clearly_and_recovered_from(postgres: tuple
         assert served(calls(running, token, 1))  # every facade has pooled connections now
         server.halt()
         started = time.monotonic()
-        down = calls(running, token, 2)
+        trace_id = str(uuid.uuid4())
+        down = calls(running, token, 2, trace_id)
         assert time.monotonic() - started < 10  # no hang
         for name in ("resolve", "fhir", "write"):
             response = down[name]
@@ -123,6 +140,7 @@ def test_a_database_outage_is_refused_clearly_and_recovered_from(postgres: tuple
             n += 1
             assert time.monotonic() - back < RECOVERY_GOAL, "not serving again within 5 s of the database's return"
         log = running.output()
+    assert decision_of(url, trace_id) == "SERVICE_UNAVAILABLE"  # audited once the database was back
     assert systems_of(url, f"7{2:011d}") == 0  # the refused write left nothing
     assert systems_of(url, f"7{1:011d}") == 1
     assert "Traceback" not in log
