@@ -1,7 +1,7 @@
 """Faults under load: one real ``sds serve`` (2 workers a facade) takes lookups and writes on every facade while
 its workers are killed with SIGKILL and its PostgreSQL is restarted; the figures say what clients saw.
 
-    .venv/bin/python bench/faults.py [--short] [--outage 5] [--settle 8] [--json FILE]
+    .venv/bin/python bench/faults.py [--short] [--backend postgresql|sqlite] [--outage 5] [--settle 8] [--json FILE]
 
 Everything runs on free loopback ports: a throwaway PostgreSQL (tests/support/postgres.py), ``sds serve`` with
 HTTP, LDAP and SSP (plain HTTP; its provider is a port nothing listens on, so a call whose registry lookup
@@ -12,7 +12,9 @@ accredited system and its MHS records in one transaction). Faults, one after ano
 settle time:
 
 - ``kill-<facade>-worker``: SIGKILL of one worker of HTTP, LDAP and SSP (the supervisor replaces it);
-- ``postgres-restart``: PostgreSQL stopped (fast shutdown) for ``--outage`` seconds, then started again.
+- ``postgres-restart``: PostgreSQL stopped (fast shutdown) for ``--outage`` seconds, then started again
+  (not with ``--backend sqlite``, which runs the kills on a SQLite file: WAL must drop a killed writer's
+  transaction whole).
 
 Printed per fault: requests from the fault to recovery by stream and answer (``503``, ``ldap52``, ``refused``
 for a connection that failed...), the time to recover (from the kill, or from the database's return, until
@@ -93,6 +95,7 @@ class Load:
     running: Running
     token: str
     db_port: int
+    db_file: str = ""
     calls: list[Call] = field(default_factory=list)
     writes: list[Write] = field(default_factory=list)
     stop: threading.Event = field(default_factory=threading.Event)
@@ -209,12 +212,14 @@ class Fault:
     unexpected: list[str] = field(default_factory=list)
     fds_before: dict[int, dict[str, str]] = field(default_factory=dict)
     fds_after: dict[int, dict[str, str]] = field(default_factory=dict)
+    db_file: str = ""  # SQLite: its connections are the file, -wal and -shm
 
     def split(self, held: dict[str, str]) -> tuple[int, int]:
         """(descriptors other than TCP connections and metric files, TCP connections). Connections come and go
         with the load (database pools grow within their bounds as load shifts to a worker left alone; clients
         keep connections alive), metric files open at a process's first sample; the rest must not grow."""
-        connections = sum(1 for what in held.values() if what.startswith("tcp:") and what != "tcp:0")
+        connections = sum(1 for what in held.values() if (what.startswith("tcp:") and what != "tcp:0")
+                          or (self.db_file and what.startswith(self.db_file)))
         metric_files = sum(1 for what in held.values() if "/sds-metrics-" in what)
         return len(held) - connections - metric_files, connections
 
@@ -271,7 +276,7 @@ def kill_worker(load: Load, facade: str, settle: float) -> Fault:
         time.sleep(0.2)
     before = fd_counts(running)
     victim = max(running.workers(facade), key=lambda pid: _clients(pid, load.db_port))  # the one at work
-    fault = Fault(f"kill-{facade}-worker", time.monotonic(), time.monotonic())
+    fault = Fault(f"kill-{facade}-worker", time.monotonic(), time.monotonic(), db_file=load.db_file)
     os.kill(victim, signal.SIGKILL)
     time.sleep(settle)
     fault.fds_before = {p: n for p, n in before.items() if p != victim}
@@ -388,29 +393,36 @@ def prepare(database_url: str) -> str:
 
 
 def run_faults(folder: Path, outage: float = 5.0, settle: float = 8.0, warmup: float = 3.0,
-               postgres: tuple[TempPostgres, str] | None = None) -> Report:
-    """The faults on a fresh database of ``postgres`` (a started TempPostgres and its URL; default: one of its
-    own, stopped at the end)."""
-    server = TempPostgres() if postgres is None else postgres[0]
-    database_url = server.start() if postgres is None else postgres[1]
+               postgres: tuple[TempPostgres, str] | None = None, backend: str = "postgresql") -> Report:
+    """The faults on a fresh database: on ``postgres`` (a started TempPostgres and its URL; default: one of its
+    own, stopped at the end) the worker kills and the database restart; on ``backend="sqlite"`` a SQLite file
+    in ``folder`` and the worker kills only (a killed writer's transaction must vanish whole)."""
+    server = None
+    if backend == "sqlite":
+        database_url = f"sqlite:///{folder / 'faults.sqlite3'}"
+    else:
+        server = TempPostgres() if postgres is None else postgres[0]
+        database_url = server.start() if postgres is None else postgres[1]
     try:
         token = prepare(database_url)
         env = {"SDS_HTTP_WORKERS": "2", "SDS_LDAP_WORKERS": "2", "SDS_SSP_WORKERS": "2",
                "SDS_SSP_CACHE_SECONDS": "0", "SDS_SSP_CONNECT_TO": f"{PROVIDER_FQDN}:443:127.0.0.1:{free_port()}",
                "SDS_SSP_PROVIDER_TIMEOUT": "2"}
         with sds_serve(database_url, folder, env=env) as running:
-            load = Load(running, token, server.port)
+            load = Load(running, token, server.port if server is not None else 0,
+                        "" if server is not None else str(folder / "faults.sqlite3"))
             threads = load.start()
             time.sleep(warmup)
             faults = [kill_worker(load, facade, settle) for facade in ("http", "ldap", "ssp")]
-            faults.append(restart_database(load, server, outage, settle))
+            if server is not None:
+                faults.append(restart_database(load, server, outage, settle))
             load.stop.set()
             for thread in threads:
                 thread.join(timeout=30)
             load.client.close()
         return Report(faults, check_writes(database_url, load.writes), len(load.calls))
     finally:
-        if postgres is None:
+        if server is not None and postgres is None:
             server.stop()
 
 
@@ -419,12 +431,14 @@ def main() -> int:
     parser.add_argument("--short", action="store_true", help="the CI version: 2 s outage, 5 s settle")
     parser.add_argument("--outage", type=float, default=5.0, help="seconds PostgreSQL stays down")
     parser.add_argument("--settle", type=float, default=8.0, help="seconds watched after each fault")
+    parser.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql",
+                        help="sqlite: a SQLite file, the worker kills only (no database restart)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     outage, settle = (2.0, 5.0) if args.short else (args.outage, args.settle)
     with tempfile.TemporaryDirectory(prefix="sds-faults-") as folder:
         started = time.monotonic()
-        report = run_faults(Path(folder), outage, settle)
+        report = run_faults(Path(folder), outage, settle, backend=args.backend)
         report.print()
         print(f"ran {time.monotonic() - started:.0f} s")
     if args.json:

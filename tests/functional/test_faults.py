@@ -5,8 +5,9 @@
   its own 503 OperationOutcome, LDAP result 52 ``unavailable`` with a diagnostic; a write is refused and
   leaves nothing; every facade serves again within 5 s of the database's return, on its old connections'
   replacements; the SSP's audit of a decision made in the gap is written once the database is back;
-- bench/faults.py in short: workers of every facade killed under load and the database restarted under load,
-  with its goals (recovery, answers, writes whole or absent, no descriptor growth).
+- bench/faults.py in short: workers of every facade killed under load and the database restarted under load
+  (and the kills alone on SQLite), with its goals (recovery, answers, writes whole or absent, no descriptor
+  growth).
 """
 
 from __future__ import annotations
@@ -157,3 +158,14 @@ def test_short_fault_bench_meets_its_goals(postgres: tuple[TempPostgres, str], t
     outage = report.faults[-1].answers
     assert outage["resolve"]["503"] and outage["fhir"]["503"] and outage["ssp"]["503"] and outage["ldap"]["ldap52"]
     assert report.writes.acknowledged > 10 and report.writes.refused > 0 and report.writes.problems == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_short_fault_bench_on_sqlite_keeps_writes_whole(tmp_path: Path) -> None:
+    """The worker kills on a SQLite file: a writer killed mid-transaction leaves nothing of it (WAL)."""
+    report = run_faults(tmp_path, settle=4.0, warmup=2.0, backend="sqlite")
+    report.print()
+    assert report.failures() == []
+    assert [f.name for f in report.faults] == ["kill-http-worker", "kill-ldap-worker", "kill-ssp-worker"]
+    assert report.writes.acknowledged > 10 and report.writes.problems == []
