@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
@@ -116,6 +117,31 @@ def test_a_facade_dying_at_every_start_is_given_up_on(seeded: Engine, database_u
     log = (tmp_path / "serve.log").read_text()
     assert log.count("the ssp facade process") == MAX_QUICK_DEATHS
     assert "it keeps dying soon after it starts: giving up" in log
+
+
+def running_pid(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie nobody reaped)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_a_killed_supervisor_leaves_nothing_serving(seeded: Engine, database_url: str, tmp_path: Path) -> None:
+    """Facade processes and workers stop with their parent (PR_SET_PDEATHSIG): none serves on, unsupervised."""
+    env = {"SDS_LDAP_WORKERS": "2", "SDS_SSP_WORKERS": "2"}
+    with sds_serve(database_url, tmp_path, env=env, expect_status=None) as running:
+        pids = [pid for facade in ("http", "ldap", "ssp") for pid in [running.facades()[facade],
+                                                                        *running.workers(facade)]]
+        assert len(pids) == 3 + 1 + 2 + 2
+        running.proc.kill()
+        running.proc.wait()
+        wait_until(lambda: not any(running_pid(pid) for pid in pids))
+        for port in (running.http, running.ldap, running.ssp):  # nothing listens on them any more
+            with socket.socket() as sock:
+                assert sock.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_restart_guard_counts_quick_deaths_in_a_row() -> None:
