@@ -189,13 +189,12 @@ def run_workers(target: Callable[..., None], args: tuple[Any, ...], count: int, 
                 metrics.mark_process_dead(proc.pid)
                 restart = guard.allow(time.monotonic() - started[i])
                 report_death(facade, "worker", proc.pid, proc.exitcode, restart)
-                if restart:
-                    proc.close()  # its sentinel pipe: a descriptor per replaced worker otherwise
                 if not restart:
                     gave_up = True
                     break
                 metrics.count_restart(facade)
                 procs[i] = spawn(i)
+                proc.close()  # its sentinel pipe (a descriptor per replacement); after the swap: forward() reads procs
         forward(signal.SIGTERM, None)  # the ones not yet told (all of them when giving up)
         for proc in procs:
             proc.join()
