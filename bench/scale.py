@@ -285,8 +285,8 @@ def full_scans(url: str, p: Practice) -> list[str]:
     from sds_registry.ldap.filterstr import parse_filter
 
     engine = make_engine(url)
+    directory = Directory(engine, load_settings({"database_url": url}))
     try:
-        directory = Directory(engine, load_settings({"database_url": url}))
         ia = sorted(p.endpoints)[0]
         bad = []
         for text in (f"(&(nhsIDCode={p.ods})(objectClass=nhsMhs)(nhsMhsSvcIA={ia}))",
@@ -300,6 +300,7 @@ def full_scans(url: str, p: Practice) -> list[str]:
                     bad.append(f"{text} {cls}: {plan}")
         return bad
     finally:
+        directory.close()
         engine.dispose()
 
 
