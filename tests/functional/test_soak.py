@@ -5,6 +5,7 @@ answered a state the database held while it ran. Also: the check itself finds ea
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -39,8 +40,8 @@ def _audit(n: int, action: str, before: str | None, after: str | None, version: 
     def record(marker: str | None) -> str | None:
         if marker is None:
             return None
-        return ('{"ods_code": "S00000", "interaction_id": "%s", "version": %d, "endpoints": ["%s"]}'
-                % (INTERACTION, version, _endpoint(marker)))
+        return json.dumps({"ods_code": "S00000", "interaction_id": INTERACTION, "version": version,
+                           "endpoints": [_endpoint(marker)]})
 
     return AuditRow(n, action, "uid", record(before), record(after))
 
