@@ -35,6 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench import procwatch  # noqa: E402
+
 MAX_RSS_KIB = 512 * 1024
 
 Mutator = Callable[[random.Random, bytes, str], bytes]
@@ -205,12 +209,13 @@ def _import(folder: Path, database: Path, case_file: Path, mode: str, timeout: f
         proc = subprocess.Popen([sys.executable, "-m", "sds_registry.cli", "import", str(case_file), "--mode", mode],
                                 cwd=folder, env=_env(database), stdout=out, stderr=subprocess.STDOUT)
     deadline = started + timeout
+    peak = 0  # the child's own VmHWM: wait4's ru_maxrss would carry this process's high-water mark over exec
     while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+        pid, status, _usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return (proc.returncode, log.read_text(errors="replace"), int(usage.ru_maxrss),
-                    time.monotonic() - started)
+            return proc.returncode, log.read_text(errors="replace"), peak, time.monotonic() - started
+        peak = max(peak, procwatch.peak_kib(proc.pid) or 0)
         if time.monotonic() > deadline:
             proc.kill()
             proc.wait()

@@ -30,14 +30,25 @@ def tree(pid: int) -> list[int]:
     return out
 
 
-def rss_kib(pid: int) -> int | None:
+def status_kib(pid: int, field: str) -> int | None:
+    """A size field of /proc/<pid>/status in KiB (``VmRSS``, ``VmHWM``, ...); None once the process is gone."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except OSError:
         return None
     return None
+
+
+def rss_kib(pid: int) -> int | None:
+    return status_kib(pid, "VmRSS")
+
+
+def peak_kib(pid: int) -> int | None:
+    """The process's own high-water RSS (VmHWM). Unlike wait4's ``ru_maxrss``, it does not carry the forking
+    process's high-water mark over exec, so it is the child's own figure."""
+    return status_kib(pid, "VmHWM")
 
 
 def label(pid: int, root: int) -> str:

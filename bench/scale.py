@@ -41,6 +41,7 @@ from urllib.parse import quote
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import procwatch  # noqa: E402
 from bench.ldapkit import data, slapd  # noqa: E402
 from tests.support.serving import Running, sds_serve  # noqa: E402
 
@@ -142,12 +143,7 @@ def sds(url: str, *args: str) -> tuple[float, float, float]:
             pid, status, usage = os.wait4(child.pid, os.WNOHANG)
             if pid:
                 break
-            try:
-                status_text = Path(f"/proc/{child.pid}/status").read_text()
-                peak_kib = max(peak_kib, next(int(line.split()[1]) for line in status_text.splitlines()
-                                              if line.startswith("VmHWM:")))
-            except (FileNotFoundError, StopIteration):
-                pass
+            peak_kib = max(peak_kib, procwatch.peak_kib(child.pid) or 0)
             time.sleep(0.2)
         child.returncode = os.waitstatus_to_exitcode(status)  # reaped here: Popen must not wait for it again
         if child.returncode != 0:
