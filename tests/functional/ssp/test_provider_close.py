@@ -15,6 +15,7 @@ import socket
 import ssl
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -97,11 +98,16 @@ def test_an_answer_ended_by_a_close_while_paused_arrives_whole(
         conn.close()
         return keep, sink.received
 
-    loop = new_event_loop()
-    try:
-        keep, received = loop.run_until_complete(exchange())
-    finally:
-        loop.close()
+    def on_own_loop() -> tuple[bool, bytes]:
+        loop = new_event_loop()
+        try:
+            return loop.run_until_complete(exchange())
+        finally:
+            loop.close()
+
+    # a thread of its own: the browser tests' Playwright keeps an event loop marked running on the main thread
+    with ThreadPoolExecutor(max_workers=1) as runner:
+        keep, received = runner.submit(on_own_loop).result(timeout=30)
     assert received == b"first" + REST
     assert keep is False
 
