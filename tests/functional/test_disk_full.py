@@ -1,6 +1,6 @@
 """A SQLite database that has no room for a write: the write is refused with a clear error (HTTP 507 with an
 OperationOutcome naming the cause; the CLI one line), nothing is half written or corrupted (``PRAGMA
-integrity_check`` is ok), and reads go on.
+integrity_check`` is ok), and reads go on; and bench/disk_full.py in short, on a real full tmpfs.
 
 How "full" is made: ``PRAGMA max_page_count`` on every connection caps the database file at a few pages more
 than it holds, so SQLite fails the write with SQLITE_FULL ("database or disk is full") - the very error, and
@@ -12,6 +12,7 @@ configures SQLite; every part of the server runs as it does in production.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
+from bench.disk_full import run
 from sds_registry import create_app
 from sds_registry.cli import main
 from sds_registry.migrate import upgrade
@@ -117,3 +119,13 @@ def test_the_cli_says_the_database_is_full_in_one_line(full_app: tuple[Flask, st
                                 "the write was not applied\n")
     with sqlite3.connect(path) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_under_sds_serve_refuses_writes_and_keeps_serving() -> None:
+    """bench/disk_full.py in short: a tmpfs filled to ENOSPC under a running ``sds serve`` (needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    report = run(size_mib=16, writes=15, folder=None)
+    assert report.misses() == []
+    assert report.refused and report.lookups["ldap 0"] == 15
