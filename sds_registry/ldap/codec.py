@@ -197,6 +197,17 @@ def _update(buf: bytes, s: int, e: int, tag: int) -> UpdateRequest:
 
 def _search(buf: bytes, s: int, e: int, tag: int) -> SearchRequest:
     base, p = decode_octets(buf, s, e)
+    if (p + 15 <= e and buf[p : p + 2] == b"\x0a\x01" and buf[p + 3 : p + 5] == b"\x0a\x01"
+            and buf[p + 6 : p + 8] == b"\x02\x01" and buf[p + 9 : p + 11] == b"\x02\x01"
+            and buf[p + 12 : p + 14] == b"\x01\x01"):  # fmt: skip
+        # scope, derefAliases, sizeLimit, timeLimit and typesOnly each in one content byte, as clients send them
+        # (ldapsearch, ldap3, the GP Connect lookups): read in place. Anything else takes the general path.
+        scope_n, deref_n, size_limit, time_limit = buf[p + 2], buf[p + 5], buf[p + 8], buf[p + 11]
+        if scope_n > 2 or deref_n > 3:  # a first byte from 0x80 is a negative number: out of range too
+            raise Malformed("scope or derefAliases out of range")
+        if size_limit >= 0x80 or time_limit >= 0x80:
+            raise Malformed("sizeLimit or timeLimit out of range")
+        return _search_rest(buf, p + 15, e, base, scope_n, deref_n, size_limit, time_limit, buf[p + 14] != 0)
     ts, te = expect(buf, p, e, 0x0A)
     scope_n = decode_int(buf, ts, te)
     ts, te = expect(buf, te, e, 0x0A)
@@ -211,7 +222,13 @@ def _search(buf: bytes, s: int, e: int, tag: int) -> SearchRequest:
         raise Malformed("scope or derefAliases out of range")
     if not (0 <= size_limit <= MAX_INT and 0 <= time_limit <= MAX_INT):
         raise Malformed("sizeLimit or timeLimit out of range")
-    flt, p = _filter(buf, te, e, 0)
+    return _search_rest(buf, te, e, base, scope_n, deref_n, size_limit, time_limit, types_only)
+
+
+def _search_rest(buf: bytes, p: int, e: int, base: str, scope_n: int, deref_n: int, size_limit: int,
+                 time_limit: int, types_only: bool) -> SearchRequest:  # fmt: skip
+    """The filter and the attribute list, after the scalar fields."""
+    flt, p = _filter(buf, p, e, 0)
     ls, le = expect(buf, p, e, 0x30)
     if le != e:
         raise Malformed("trailing bytes in SearchRequest")
@@ -241,6 +258,9 @@ def _filter(buf: bytes, pos: int, end: int, depth: int) -> tuple[Filter, int]:
     """Decode one Filter at ``pos``; returns it and the position after it."""
     if depth > MAX_FILTER_DEPTH:
         raise Malformed("filter nested too deeply")
+    tag = buf[pos] if pos < end else 0
+    if tag == 0xA3 and pos + 2 <= end and buf[pos + 1] < 0x80 and (e := pos + 2 + buf[pos + 1]) <= end:
+        return Equality(*_ava(buf, pos + 2, e)), e  # the usual leaf, short form: no header() call
     tag, s, e = header(buf, pos, end)
     if tag == 0xA3:
         return Equality(*_ava(buf, s, e)), e

@@ -172,6 +172,45 @@ def test_search_scopes_limits_and_flags(scope: str, expected: Scope) -> None:
     )
 
 
+def _raw_search(scalars: bytes) -> bytes:
+    """A SearchRequest for base "o=nhs", filter (a=b), no attributes, with the scalar fields given as BER."""
+    op = codec.tlv(b"\x63", codec.octets("o=nhs") + scalars + b"\xa3\x06\x04\x01a\x04\x01b" + b"\x30\x00")
+    return codec.tlv(b"\x30", b"\x02\x01\x07" + op)
+
+
+@pytest.mark.parametrize("size", [0, 1, 127, 128, 500, 2**31 - 1])
+def test_scalar_fields_read_in_place_or_in_general_agree(size: int) -> None:
+    """One content byte each takes the in-place path; the same values in longer (still valid) forms the general one."""
+    short = _raw_search(b"\x0a\x01\x02\x0a\x01\x03\x02\x01\x05\x02\x01\x1e\x01\x01\xff")
+    padded = _raw_search(b"\x0a\x02\x00\x02\x0a\x01\x03\x02\x02\x00\x05\x02\x01\x1e\x01\x01\xff")
+    assert codec.decode_message(short) == codec.decode_message(padded)
+    req = codec.decode_message(short).op
+    assert isinstance(req, SearchRequest)
+    assert (req.scope, req.deref, req.size_limit, req.time_limit, req.types_only) == (Scope.SUB, DerefAliases.ALWAYS,
+                                                                                      5, 30, True)
+    op = codec.decode_message(_raw_search(b"\x0a\x01\x00\x0a\x01\x00" + codec.encode_int(size)
+                                          + b"\x02\x01\x00\x01\x01\x00")).op  # fmt: skip
+    assert isinstance(op, SearchRequest) and op.size_limit == size
+
+
+@pytest.mark.parametrize(
+    ("scalars", "message"),
+    [
+        (b"\x0a\x01\x03\x0a\x01\x00\x02\x01\x00\x02\x01\x00\x01\x01\x00", "scope or derefAliases out of range"),
+        (b"\x0a\x01\xff\x0a\x01\x00\x02\x01\x00\x02\x01\x00\x01\x01\x00", "scope or derefAliases out of range"),
+        (b"\x0a\x01\x00\x0a\x01\x04\x02\x01\x00\x02\x01\x00\x01\x01\x00", "scope or derefAliases out of range"),
+        (b"\x0a\x01\x00\x0a\x01\x00\x02\x01\x80\x02\x01\x00\x01\x01\x00", "sizeLimit or timeLimit out of range"),
+        (b"\x0a\x01\x00\x0a\x01\x00\x02\x01\x00\x02\x01\xff\x01\x01\x00", "sizeLimit or timeLimit out of range"),
+        (b"\x0a\x02\xff\xff\x0a\x01\x00\x02\x01\x00\x02\x01\x00\x01\x01\x00",
+         "scope or derefAliases out of range"),
+    ],
+)
+def test_scalar_fields_out_of_range_are_request_errors(scalars: bytes, message: str) -> None:
+    with pytest.raises(codec.RequestError, match=message) as info:
+        codec.decode_message(_raw_search(scalars))
+    assert info.value.message_id == 7
+
+
 def test_paged_results_control() -> None:
     raw = search_bytes("(a=b)", controls=[paged_search_control(True, 25, b"\x01\x02")], message_id=300)
     msg = codec.decode_message(raw)
