@@ -1,8 +1,8 @@
 """The registry tables as LDAP entries: plan per entry class, run the SQL, build the entries. No sockets.
 
 The LDAP wire layer (protocol.py) calls ``Directory.search``/``compare``, which run search.py's walk
-with this Directory as its Backend (backend.py). Filters become SQL (filters.py) once per filter *shape*
-and entry class; the plan keeps the SQL string compiled for the engine's dialect and runs it on a kept
+with this Directory as its Backend (backend.py). Filters become SQL (filters.py, plans.py) once per filter
+*shape* and entry class; the plan keeps the SQL string compiled for the engine's dialect and runs it on a kept
 DBAPI connection in autocommit mode (no pool checkout, no ORM), so a registration committed through the
 services is visible to the very next search and the hot GP Connect lookup costs one indexed query.
 Nothing is cached but SQL text (entries are rebuilt from each query's rows), so nothing can go stale.
@@ -11,24 +11,21 @@ Nothing is cached but SQL text (entries are rebuilt from each query's rows), so 
 from __future__ import annotations
 
 import gc
-import json
 import logging
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC
 from typing import Any
 
-from sqlalchemy import Integer, String, bindparam, case, func, literal_column, select
+from sqlalchemy import literal_column, select
 from sqlalchemy.engine import Engine
 
 from sds_registry import metrics
 from sds_registry.config import Settings
 from sds_registry.db import unavailable
-from sds_registry.ldap import ast, dit, dn, filters
+from sds_registry.ldap import ast, dit, filters, plans
 from sds_registry.ldap.backend import Attrs, TimeLimitExceeded
 from sds_registry.ldap.dit import EntryClass, Selection
+from sds_registry.ldap.plans import Plan as Plan
 from sds_registry.ldap.search import run_compare, run_search
 
 log = logging.getLogger(__name__)
@@ -44,39 +41,6 @@ def _invalidate(fairy: Any) -> None:
         log.debug("invalidate failed", exc_info=True)
 
 
-def _timestamp(value: Any) -> str:
-    """A DateTime column value (datetime, or SQLite's 'YYYY-MM-DD HH:MM:SS...' text) as GeneralizedTime."""
-    if value is None:
-        return dit.FIXED_TIMESTAMP
-    if isinstance(value, str):
-        return value[0:4] + value[5:7] + value[8:10] + value[11:13] + value[14:16] + value[17:19] + "Z"
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC)
-    return str(value.strftime("%Y%m%d%H%M%SZ"))
-
-
-def _list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        value = json.loads(value)
-    return [str(v) for v in value]
-
-
-@dataclass
-class Plan:
-    """One compiled query for an entry class, filter shape and attribute selection."""
-
-    sql: str
-    positional: tuple[str, ...] | None  # qmark/numeric dialects: parameter names in order
-    defaults: dict[str, Any]
-    build: Callable[[tuple[Any, ...]], tuple[str, Attrs]]
-
-    def args(self, params: dict[str, Any]) -> Any:
-        values = {**self.defaults, **params}
-        return tuple(values[n] for n in self.positional) if self.positional is not None else values
-
-
 class Directory:
     """Answers LDAP searches and compares from the registry (see module docstring)."""
 
@@ -88,6 +52,8 @@ class Directory:
         self._plans: dict[tuple[Any, ...], Plan | None] = {}
         self._lock = threading.Lock()
         self._idle: list[tuple[Any, Any]] = []
+        dbapi = engine.dialect.loaded_dbapi
+        self._dbapi_errors = (dbapi.OperationalError, dbapi.InterfaceError)  # InterfaceError: a closed connection
 
     # ---- connections ----------------------------------------------------------------------------------
 
@@ -141,19 +107,18 @@ class Directory:
     def _run(
         self,
         plan: Plan,
-        params: dict[str, Any],
+        args: Any,
         deadline: float = 0.0,
         setup: tuple[str, ...] = (),
         teardown: tuple[str, ...] = (),
     ) -> list[tuple[Any, ...]]:
-        """Execute on an idle connection (a broken one is dropped with every other idle one, and the query retried
-        once on a new connection; db.Unavailable when that fails too).
+        """Execute ``plan`` with ``args`` (Plan.args) on an idle connection (a broken one is dropped with every other
+        idle one, and the query retried once on a new connection; db.Unavailable when that fails too).
 
         On SQLite a progress handler stops a query that runs past ``deadline`` (time.monotonic());
         TimeLimitExceeded is raised then. (PostgreSQL queries here are index probes or bounded scans.)
         """
-        dbapi = self.engine.dialect.loaded_dbapi
-        dbapi_error = (dbapi.OperationalError, dbapi.InterfaceError)  # InterfaceError: a closed connection
+        dbapi_error = self._dbapi_errors
         for attempt in (1, 2):
             pair = self._acquire()
             conn = pair[1]
@@ -166,8 +131,8 @@ class Directory:
                 try:
                     for statement in setup:
                         cur.execute(statement)
-                    cur.execute(plan.sql, plan.args(params))
-                    rows = list(cur.fetchall())
+                    cur.execute(plan.sql, args)
+                    rows: list[tuple[Any, ...]] = cur.fetchall()
                     for statement in teardown:
                         cur.execute(statement)
                 finally:
@@ -202,111 +167,11 @@ class Directory:
             return self._plans[cache_key]
         except KeyError:
             pass
-        plan = self._make_plan(cls, mode, key, sel)
+        plan = plans.make_plan(cls, mode, key, sel, self._views[cls.name], self.engine.dialect)
         if len(self._plans) >= MAX_PLANS:
             self._plans.clear()
         self._plans[cache_key] = plan
         return plan
-
-    def _make_plan(self, cls: EntryClass, mode: str, key: filters.Key, sel: Selection) -> Plan | None:
-        view = self._views[cls.name]
-        table = cls.model.__table__
-        pred = filters.translate(key, view, self.dialect)
-        if mode == "all" and pred is False:
-            return None
-        columns: list[Any] = []
-        if mode == "base":
-            columns.append(
-                case((filters.to_sql(pred), 1), else_=0)
-                if not isinstance(pred, bool)
-                else literal_column("1" if pred else "0")
-            )
-        columns.append(view.key)
-        emit: list[tuple[str, str, Any]] = []
-        if sel.wants("objectClass", False):
-            emit.append(("objectClass", "const", list(cls.classes)))
-        for f in cls.fields:
-            if not sel.wants(f.attr, False):
-                continue
-            if f.child is not None:
-                columns.append(self._aggregate(f.child))
-                emit.append((f.attr, "list", len(columns) - 1))
-            else:
-                columns.append(table.c[f.field])
-                emit.append((f.attr, "int" if f.integer else "str", len(columns) - 1))
-        key_index = 1 if mode == "base" else 0
-        for name in dit.OPERATIONAL_ROW:
-            if not sel.wants(name, True):
-                continue
-            if name == "structuralObjectClass":
-                emit.append((name, "const", [cls.name]))
-            elif name == "entryDN":
-                emit.append((name, "dn", key_index))
-            elif name in ("createTimestamp", "modifyTimestamp"):
-                columns.append(table.c.created_at if name == "createTimestamp" else table.c.updated_at)
-                emit.append((name, "time", len(columns) - 1))
-            elif name == "subschemaSubentry":
-                emit.append((name, "const", [dit.SUBSCHEMA]))
-            else:
-                emit.append((name, "const", ["FALSE"]))
-        stmt = select(*columns)
-        if mode == "base":
-            stmt = stmt.where(func.lower(view.key) == bindparam("k", type_=String))
-        else:
-            if pred is not True:
-                stmt = stmt.where(filters.to_sql(pred))
-            stmt = stmt.order_by(view.id).limit(bindparam("lim", type_=Integer))
-        compiled = stmt.compile(dialect=self.engine.dialect)
-        positional = tuple(compiled.positiontup) if compiled.positional and compiled.positiontup else None
-        if compiled.positional and positional is None:
-            positional = ()
-        return Plan(compiled.string, positional, dict(compiled.params), self._builder(cls, key_index, emit))
-
-    def _aggregate(self, child: tuple[Any, str, str]) -> Any:
-        table = child[0].__table__
-        fk, value = table.c[child[1]], table.c[child[2]]
-        parent = self._views[{"as_id": "nhsAs", "mhs_id": "nhsMhs"}[child[1]]].id
-        if self.dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import aggregate_order_by
-
-            agg = func.json_agg(aggregate_order_by(value, table.c.position))
-            return select(agg).where(fk == parent).scalar_subquery()
-        # SQLite aggregates rows in the order they arrive; left alone it may read a covering index such as
-        # (as_id, interaction_id) and answer alphabetically, so feed it an ordered inner query (stored order).
-        return literal_column(
-            f"(SELECT json_group_array(v) FROM (SELECT {value.name} AS v FROM {table.name} "
-            f"WHERE {fk.name} = {parent.table.name}.{parent.name} ORDER BY position))"
-        )
-
-    @staticmethod
-    def _builder(
-        cls: EntryClass, key_index: int, emit: list[tuple[str, str, Any]]
-    ) -> Callable[[tuple[Any, ...]], tuple[str, Attrs]]:
-        parent = cls.parent
-
-        def build(row: tuple[Any, ...]) -> tuple[str, Attrs]:
-            entry_dn = f"uniqueIdentifier={dn.escape_value(row[key_index])},{parent}"
-            attrs: Attrs = []
-            for name, kind, arg in emit:
-                if kind == "str":
-                    if row[arg] is not None:
-                        attrs.append((name, [row[arg]]))
-                elif kind == "list":
-                    values = _list(row[arg])
-                    if values:
-                        attrs.append((name, values))
-                elif kind == "const":
-                    attrs.append((name, arg))
-                elif kind == "int":
-                    if row[arg] is not None:
-                        attrs.append((name, [str(row[arg])]))
-                elif kind == "dn":
-                    attrs.append((name, [entry_dn]))
-                else:
-                    attrs.append((name, [_timestamp(row[arg])]))
-            return entry_dn, attrs
-
-        return build
 
     # ---- the operations -------------------------------------------------------------------------------
 
@@ -333,7 +198,7 @@ class Directory:
         plan = self._plan(cls, "all", key, sel)
         if plan is None:
             return None
-        rows = self._run(plan, {**params, "lim": limit}, deadline)
+        rows = self._run(plan, plan.args(params, "lim", limit), deadline)
         if len(rows) < 512:
             return [plan.build(r) for r in rows]
         # Building many entries allocates millions of objects; cyclic GC passes then cost 3x the work
@@ -358,7 +223,7 @@ class Directory:
         """(exists, the entry if the filter matched) for the entry of ``cls`` named ``rdn_value``."""
         plan = self._plan(cls, "base", key, sel)
         assert plan is not None
-        rows = self._run(plan, {**params, "k": rdn_value.lower()}, deadline)
+        rows = self._run(plan, plan.args(params, "k", rdn_value.lower()), deadline)
         if not rows:
             return False, None
         row = rows[0]
@@ -376,7 +241,7 @@ class Directory:
             positional = tuple(compiled.positiontup or ()) if compiled.positional else None
             plan = Plan(compiled.string, positional, dict(compiled.params), lambda r: ("", []))
             self._plans[("orgs?",)] = plan
-        return bool(self._run(plan, {}))
+        return bool(self._run(plan, plan.args({})))
 
     def explain(self, request: ast.SearchRequest, prefer_index: bool = False) -> dict[str, list[str]]:
         """The database's query plan for each entry-class query a subtree search of ``request.filter``
@@ -394,6 +259,6 @@ class Directory:
             setup, teardown = (("SET enable_seqscan = off",), ("RESET enable_seqscan",)) if pg_index else ((), ())
             out[cls.name] = [
                 str(row[-1] if self.dialect == "sqlite" else row[0])
-                for row in self._run(explained, {**params, "lim": 2**31 - 1}, 0.0, setup, teardown)
+                for row in self._run(explained, explained.args(params, "lim", 2**31 - 1), 0.0, setup, teardown)
             ]
         return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 
 from sds_registry.ldap import dn, schema
@@ -207,8 +207,9 @@ class Selection:
     def wants(self, name: str, operational: bool) -> bool:
         return (self.all_operational if operational else self.all_user) or name in self.names
 
-    @property
+    @cached_property
     def key(self) -> tuple[Any, ...]:
+        """What a query plan depends on (computed once: a selection is made once per attribute list)."""
         return (self.all_user, self.all_operational, tuple(sorted(self.names)))
 
 

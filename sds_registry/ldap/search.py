@@ -9,6 +9,7 @@ no such entry otherwise).
 from __future__ import annotations
 
 import time
+from functools import cache
 from typing import Any
 
 from sds_registry.ldap import ast, dit, dn, evaluate, filters, schema
@@ -62,8 +63,9 @@ class _Collector:
             attrs = [(n, []) for n, _ in attrs]
         self.entries.append(ast.SearchEntry(entry_dn, dit.present(attrs, self.sel)))
 
-    def fixed(self, entry_dn: str, attrs: Attrs) -> None:
-        if evaluate.evaluate(self.req.filter, dit.as_mapping(attrs), entry_dn) is True:
+    def fixed(self, entry_dn: str) -> None:
+        attrs, mapping = _fixed_entry(entry_dn)
+        if evaluate.evaluate(self.req.filter, mapping, entry_dn) is True:
             self.add(entry_dn, attrs)
         self._check_time()
 
@@ -76,9 +78,20 @@ class _Collector:
         self._check_time()
 
 
+@cache
+def _fixed_entry(entry_dn: str) -> tuple[Attrs, dict[str, list[str]]]:
+    """A fixed entry's attributes and, for the evaluator, their mapping: built once, only ever read (add() copies
+    what it sends)."""
+    if entry_dn in (dit.SERVICES, dit.ORGANISATIONS):
+        attrs = dit.ou_entry(entry_dn[3:].split(",")[0], True)
+    else:
+        attrs = {"": dit.root_dse, dit.SUBSCHEMA: dit.subschema_entry, dit.BASE: dit.base_entry}[entry_dn]()
+    return attrs, dit.as_mapping(attrs)
+
+
 def _services(c: _Collector, scope: ast.Scope) -> None:
     if scope != ast.Scope.ONE:
-        c.fixed(dit.SERVICES, dit.ou_entry("Services", True))
+        c.fixed(dit.SERVICES)
     if scope != ast.Scope.BASE:
         for cls in dit.SERVICE_CLASSES:
             c.rows(cls)
@@ -86,7 +99,7 @@ def _services(c: _Collector, scope: ast.Scope) -> None:
 
 def _organisations(c: _Collector, scope: ast.Scope) -> None:
     if scope != ast.Scope.ONE:
-        c.fixed(dit.ORGANISATIONS, dit.ou_entry("Organisations", True))
+        c.fixed(dit.ORGANISATIONS)
     if scope != ast.Scope.BASE:
         c.rows(dit.ORG)
 
@@ -114,17 +127,17 @@ def _walk(c: _Collector, key: tuple[Any, ...], scope: ast.Scope) -> ast.Result:
     if key == ():
         if scope != ast.Scope.BASE:
             return ast.Result(NO_SUCH_OBJECT, "", "no such object")
-        c.fixed("", dit.root_dse())
+        c.fixed("")
         return ast.Result(SUCCESS)
     if key == dit.SUBSCHEMA_KEY:
         if scope != ast.Scope.ONE:
-            c.fixed(dit.SUBSCHEMA, dit.subschema_entry())
+            c.fixed(dit.SUBSCHEMA)
         return ast.Result(SUCCESS)
     if key[-1] != dit.BASE_KEY[0]:
         return ast.Result(NO_SUCH_OBJECT, "", "no such object")
     if len(key) == 1:
         if scope != ast.Scope.ONE:
-            c.fixed(dit.BASE, dit.base_entry())
+            c.fixed(dit.BASE)
         if scope != ast.Scope.BASE:
             sub = ast.Scope.SUB if scope == ast.Scope.SUB else ast.Scope.BASE
             _services(c, sub)
