@@ -100,10 +100,6 @@ class View:
 # ---- step 1: shape and parameters --------------------------------------------------------------------------
 
 
-def _caseless(value: str) -> bool:
-    return value.lower() == value.upper()
-
-
 def _like(parts: list[str]) -> str:
     return "%".join(p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for p in parts)
 
@@ -135,8 +131,11 @@ class _Prep:
         return name
 
     def walk(self, f: ast.Filter) -> Key:
+        if isinstance(f, ast.Equality):  # first: every GP Connect lookup is an AND of equalities
+            at = schema.lookup(f.attr)
+            return UNDEFINED if at is None else self.equality(at, at.kind, f.value, None)
         if isinstance(f, ast.And):
-            return ("&", *(self.walk(x) for x in f.filters))
+            return ("&", *[self.walk(x) for x in f.filters])
         if isinstance(f, ast.Or):
             return ("|", *(self.walk(x) for x in f.filters))
         if isinstance(f, ast.Not):
@@ -144,7 +143,7 @@ class _Prep:
         if isinstance(f, ast.Present):
             at = schema.lookup(f.attr)
             return UNDEFINED if at is None else ("pr", at.name)
-        if isinstance(f, ast.Equality | ast.Approx):
+        if isinstance(f, ast.Approx):
             at = schema.lookup(f.attr)
             return UNDEFINED if at is None else self.equality(at, at.kind, f.value, None)
         if isinstance(f, ast.Substrings):
@@ -164,16 +163,20 @@ class _Prep:
         raise TypeError(f"not a filter: {f!r}")
 
     def equality(self, at: schema.AttributeType, kind: str | None, raw: str, dn_value: str | None) -> Key:
-        if kind in (schema.EXACT, schema.IGNORE):
+        if kind == schema.EXACT or kind == schema.IGNORE:
             value = evaluate.prep(raw)
             if value == "":
                 return UNDEFINED
-            caseless = kind == schema.EXACT or _caseless(value)
-            folded = value if kind == schema.EXACT else value.lower()
-            if self._nul_unstorable(folded):
+            if kind == schema.EXACT:
+                caseless, folded = True, value
+            else:
+                folded = value.lower()
+                caseless = folded == value.upper()  # no cased letters: the shape may use a plain comparison
+            if self.dialect == "postgresql" and "\x00" in folded:  # _nul_unstorable, inlined
                 return NEVER
-            dn_key = None if dn_value is None else folded
-            return ("eq", at.name, kind, caseless, self.param(folded), dn_key)
+            name = f"p{len(self.params)}"  # param(), inlined
+            self.params[name] = folded
+            return ("eq", at.name, kind, caseless, name, None if dn_value is None else folded)
         if kind == schema.OBJECT_CLASS:  # a class the schema does not know: Undefined, as slapd
             oc = schema.object_class(raw)
             return UNDEFINED if oc is None else ("oc", at.name, oc)

@@ -169,16 +169,16 @@ def escape(value: str) -> str:
 
 def format_filter(f: ast.Filter) -> str:
     """The RFC 4515 string of a filter (inverse of parse_filter)."""
+    if isinstance(f, ast.Equality):  # first: every GP Connect lookup is an AND of equalities (a line per search)
+        return f"({f.attr}={f.value.translate(_ESCAPES)})"
     if isinstance(f, ast.And):
-        return "(&" + "".join(format_filter(x) for x in f.filters) + ")"
+        return "(&" + "".join([format_filter(x) for x in f.filters]) + ")"
     if isinstance(f, ast.Or):
         return "(|" + "".join(format_filter(x) for x in f.filters) + ")"
     if isinstance(f, ast.Not):
         return "(!" + format_filter(f.filter) + ")"
     if isinstance(f, ast.Present):
         return f"({f.attr}=*)"
-    if isinstance(f, ast.Equality):
-        return f"({f.attr}={escape(f.value)})"
     if isinstance(f, ast.Approx):
         return f"({f.attr}~={escape(f.value)})"
     if isinstance(f, ast.GreaterOrEqual):
