@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sds_registry.ldap.ast import Control, SearchEntry
-from sds_registry.ldap.ber import encode_int, octets, tlv
+from sds_registry.ldap.ber import encode_int, encode_length, octets, tlv
 from sds_registry.ldap.codec import NOTICE_OF_DISCONNECTION, PAGED_RESULTS
 
 _MSGID: list[bytes] = [encode_int(i) for i in range(1024)]
@@ -90,11 +90,16 @@ def _name(attr: str) -> bytes:
     return enc
 
 
+def _value(v: str) -> bytes:
+    raw = v.encode("utf-8")
+    return b"\x04" + encode_length(len(raw)) + raw
+
+
 def encode_search_entry(message_id: int, entry: SearchEntry) -> bytes:
     """One SearchResultEntry message: the hot path of every search."""
     attrs = []
     for name, values in entry.attributes:
-        vals = b"".join([tlv(b"\x04", v.encode("utf-8")) for v in values])
+        vals = _value(values[0]) if len(values) == 1 else b"".join([_value(v) for v in values])
         attrs.append(tlv(b"\x30", _name(name) + tlv(b"\x31", vals)))
     body = tlv(b"\x64", octets(entry.dn) + tlv(b"\x30", b"".join(attrs)))
     mid = _MSGID[message_id] if message_id < 1024 else encode_int(message_id)
