@@ -23,8 +23,8 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from sds_registry.ldap.ldif import _validate
 from sds_registry.ldap.ldif_store import KIND_OF_CLASS, ImportReport, Pending, Rejection
+from sds_registry.ldap.ldif_worker import validated
 from sds_registry.models import AuditEvent
 from sds_registry.services import bulk, sync
 from sds_registry.services.writes import CLI_ACTOR, Actor
@@ -69,7 +69,7 @@ def import_ldif(
 def _flagged(stream: IO[str], report: ImportReport, lenient: bool,
              flags: Mapping[str, list[str]]) -> Iterator[Pending]:
     """The valid records of ``stream``, with the flags the side file gives them (only with ``lenient``)."""
-    for p in _validate(stream, report, lenient):
+    for p in validated(stream, report, lenient):
         extra = flags.get(p.dn)
         if extra and not lenient:
             report.rejected.append(Rejection(p.dn, [
