@@ -86,6 +86,7 @@ def _run(session: Session, records: Iterator[Pending], report: ImportReport, len
     if mode == "create":
         seen: dict[tuple[str, str], str] = {}
         since = bulk.last_ids(session)
+        deferred = bulk.defer_indexes(session)
         chunk: list[Pending] = []
         for p in records:
             chunk.append(p)
@@ -93,6 +94,7 @@ def _run(session: Session, records: Iterator[Pending], report: ImportReport, len
                 _settle(session, chunk, [], seen, since, report, lenient, actor)
                 chunk = []
         _settle(session, chunk, agreements, seen, since, report, lenient, actor)
+        bulk.build_indexes(session, deferred)  # even after a rejection: a caller committing anyway keeps them
         return
     pending = list(records)
     lines = {p.dn: p.line for p in pending}

@@ -4,7 +4,8 @@ Records are plain dicts of registry fields (``services.records`` names), already
 every stored field of many records in a few queries (``stored``); writes insert many records with DBAPI
 executemany or PostgreSQL COPY, ids taken up front (``insert``); ``clashes`` checks what the services check
 one by one (unique keys, one MHS per party key and interaction, ASIDs and MHS identifiers sharing
-ou=Services) for a batch at once. Takes a Session; never commits.
+ou=Services) for a batch at once. A first load (``defer_indexes``/``build_indexes``) builds the secondary
+indexes no check of it probes once at its end. Takes a Session; never commits.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from sds_registry.db import utcnow
@@ -32,6 +34,7 @@ from sds_registry.models import (
 BATCH = 2000
 IN_CHUNK = 500
 SQLITE_CACHE_KIB = 65536
+LOCK_WAIT = "2s"  # how long a first load waits to drop an index a reader holds (PostgreSQL)
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,9 @@ MHS = Kind("message_handling_system", MessageHandlingSystem, "unique_identifier"
 ))
 KINDS = {k.name: k for k in (ORG, AS, MHS)}
 KINDS_BY_TABLE = {k.table.name: k for k in (ORG, AS, MHS)}
+#: The non-unique indexes ``clashes`` probes while a load runs (with the unique constraints, which always stay).
+PROBED = frozenset({"ix_accredited_systems_asid_lower", "ix_message_handling_systems_unique_identifier_lower",
+                    "ix_message_handling_systems_party_key_lower"})
 
 
 @dataclass
@@ -270,3 +276,46 @@ def _stale(session: Session, table: str, added: int) -> bool:
     stale = analysed == 0 or rows >= 2 * analysed
     counts[table] = (rows, rows if stale else analysed)
     return stale
+
+
+def defer_indexes(session: Session) -> list[Any]:
+    """On a first load (no organisation, AS or MHS record stored), drop the record tables' secondary indexes that
+    no check of the load probes (not unique, not in PROBED), in the load's transaction, and return them for
+    ``build_indexes``: one build over the loaded rows costs a fraction of their upkeep row by row, as random keys
+    (ASIDs, CPA ids, hosts) land on random pages. A rollback restores them. None are dropped on a table holding
+    rows. PostgreSQL: DROP INDEX locks its table until the commit, so readers of the (empty) directory wait for
+    the load to end; when one holds a table now, the indexes stay (the drop waits at most LOCK_WAIT)."""
+    if any(session.scalar(select(k.table.c.id).limit(1)) is not None for k in (ORG, AS, MHS)):
+        return []
+    tables = [t for k in (ORG, AS, MHS) for t in (k.table, *(c[1].__table__ for c in k.children))]
+    indexes = [ix for t in tables for ix in sorted(t.indexes, key=lambda i: str(i.name))
+               if not ix.unique and ix.name not in PROBED]
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    try:
+        with session.begin_nested():
+            if postgres:
+                connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+            for ix in indexes:
+                ix.drop(connection)
+    except DBAPIError:  # a reader holds a table: load with the indexes in place
+        return []
+    if postgres:
+        connection.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
+    return indexes
+
+
+
+def build_indexes(session: Session, indexes: list[Any]) -> None:
+    """Create the indexes ``defer_indexes`` dropped (before the load commits: a load is all or nothing)."""
+    if not indexes:
+        return
+    connection = session.connection()
+    postgres = connection.dialect.name == "postgresql"
+    if postgres:
+        connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")  # the server's, for the sorts
+    for ix in indexes:
+        ix.create(connection)
+    if postgres:  # the expression indexes' statistics (lower(fqdn), ...), which the load's ANALYZEs lacked
+        for name in sorted({ix.table.name for ix in indexes}):
+            connection.exec_driver_sql(f"ANALYZE {name}")

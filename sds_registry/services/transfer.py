@@ -145,6 +145,7 @@ def import_directory(session: Session, source: Any, actor: Actor = CLI_ACTOR, *,
     plan_mode: sync.Mode = "upsert" if skip_existing else mode
     seen: dict[tuple[str, str], str] = {}
     since = bulk.last_ids(session) if plan_mode == "create" else None
+    deferred = bulk.defer_indexes(session) if plan_mode == "create" else []
     where: dict[str, tuple[str, int, str, int]] = {}
     desired: list[sync.Desired] = []
     registrations: list[tuple[str, int, int, dict[str, Any]]] = []
@@ -208,8 +209,10 @@ def import_directory(session: Session, source: Any, actor: Actor = CLI_ACTOR, *,
                 settle(False)
     except json_stream.JsonFormatError as exc:
         report.rejected.append(Rejection("$", -1, "-", [f"not JSON: {exc}"]))
+        bulk.build_indexes(session, deferred)
         return report
     settle(True)
+    bulk.build_indexes(session, deferred)  # before the registrations, whose services read through them
     for section, index, line, data in registrations:
         _register(session, report, section, index, line, data, actor, skip_existing)
     if report.ok and (plan_mode == "create" or skip_existing) and (report.created or report.flagged):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from bench.ldapkit import data as kit_data
 from bench.ldapkit import diff, slapd
@@ -352,3 +352,35 @@ def test_a_real_ldapsearch_dump_with_operational_attributes(db: Engine) -> None:
             "nhsMHSServiceDescription": ["OpenTest vpn-client-1411.opentest.hscic.gov.uk"],
         }
     ]
+
+
+_INDEXES = {"sqlite": "SELECT name FROM sqlite_master WHERE type = 'index'",
+            "postgresql": "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"}
+
+
+def _index_names(connection: Connection) -> set[str]:
+    """Index names ``connection`` sees (in its transaction)."""
+    return set(connection.exec_driver_sql(_INDEXES[connection.dialect.name]).scalars())
+
+
+def test_first_load_builds_the_deferred_indexes_before_it_commits(db: Engine) -> None:
+    """A load into an empty directory drops the secondary indexes its checks do not probe and builds them at its
+    end; a rejected load (rolled back) leaves them as they were; a load into a full directory keeps them."""
+    from sds_registry.services import bulk
+
+    with db.connect() as c:
+        before = _index_names(c)
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO(as_entry("012345678901") + "\n" + mhs("bbbb2222", GOOD + "/")))
+        assert not report.ok
+        assert _index_names(s.connection()) == before
+        s.rollback()
+        dropped = {ix.name for ix in bulk.defer_indexes(s)}  # the directory is empty: some are dropped
+        assert dropped and not dropped & bulk.PROBED and _index_names(s.connection()) == before - dropped
+        s.rollback()
+        assert import_ldif(s, io.StringIO(as_entry("012345678901") + "\n" + mhs("aaaa1111", GOOD))).ok
+        s.commit()
+        assert not bulk.defer_indexes(s)  # none once it holds records
+        s.rollback()
+    with db.connect() as c:
+        assert _index_names(c) == before
