@@ -114,9 +114,12 @@ def test_a_facade_dying_at_every_start_is_given_up_on(seeded: Engine, database_u
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    log = (tmp_path / "serve.log").read_text()
-    assert log.count("the ssp facade process") == MAX_QUICK_DEATHS
-    assert "it keeps dying soon after it starts: giving up" in log
+    deaths = [line for line in (tmp_path / "serve.log").read_text().splitlines() if "the ssp facade process" in line]
+    # at least MAX_QUICK_DEATHS: on a loaded machine one start can take longer than QUICK_DEATH_SECONDS, and a
+    # process that lived that long resets the count (RestartGuard's unit tests pin the exact rule)
+    assert len(deaths) >= MAX_QUICK_DEATHS
+    assert all(line.endswith("starting another") for line in deaths[:-1])
+    assert deaths[-1].endswith("it keeps dying soon after it starts: giving up")
 
 
 def running_pid(pid: int) -> bool:
