@@ -109,7 +109,8 @@ def evaluate(f: ast.Filter, entry: Entry, entry_dn: str = "") -> Tri:
             return None
         stored = _values(entry, at)
         if at.kind in (schema.EXACT, schema.IGNORE) and value not in stored:
-            return _equal(at.kind, [prep(v) for v in stored], value)
+            # FALSE at once when the entry has no value (as o=nhs and ou=Services for every GP Connect lookup)
+            return bool(stored) and _equal(at.kind, [prep(v) for v in stored], value)
         return _equal(at.kind, stored, value)
     if isinstance(f, ast.Substrings):
         at = schema.lookup(f.attr)
