@@ -195,13 +195,17 @@ def _executemany(session: Session, table: Any, names: list[str], rows: list[tupl
     statements cost more to parse client-side than the insert itself.
     """
     dialect = session.get_bind().dialect
+    columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
     if dialect.name == "postgresql":
         driver = session.connection().connection.driver_connection
         assert driver is not None
-        columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
         with driver.cursor() as cur, cur.copy(f"COPY {table.name} ({columns}) FROM STDIN") as copy:
             for r in rows:
                 copy.write_row(r)
+        return
+    if dialect.paramstyle == "qmark":  # sqlite3: the columns in ``names`` order, rows passed as they are
+        marks = ", ".join("?" * len(names))
+        session.connection().exec_driver_sql(f"INSERT INTO {table.name} ({columns}) VALUES ({marks})", rows)
         return
     compiled = insert(table).values({n: bindparam(n) for n in names}).compile(dialect=dialect)
     order = list(compiled.positiontup or ()) if compiled.positional else names
@@ -223,8 +227,9 @@ def _new_ids(session: Session, table: Any, count: int) -> list[int]:
 
 def insert_rows(session: Session, rows: list[Row], progress: Callable[[int], None] | None = None) -> None:
     """Insert validated records, organisations first; values are stored as given (no defaults added)."""
-    now = utcnow()
     postgres = session.get_bind().dialect.name == "postgresql"
+    # sqlite3 would turn the datetime into this text (its default adapter) once per row; done once here
+    now: Any = utcnow() if postgres else utcnow().isoformat(" ")
     session.flush()  # pending ORM writes first: the ids below are taken from what the database holds
     if not postgres:
         # A bigger page cache for the load (per connection, a bound: 64 MiB): the tables' indexes take random

@@ -55,6 +55,7 @@ MODES: tuple[Mode, ...] = ("create", "upsert", "sync")
 AGREEMENT = "data_sharing_agreement"
 _FIELDS = {"organisation": (ORG_SCALARS, ()), "accredited_system": (AS_SCALARS, AS_LISTS),
            "message_handling_system": (MHS_SCALARS, MHS_LISTS)}
+_SHAPE = {kind: tuple((n, n in lists) for n in (*scalars, *lists)) for kind, (scalars, lists) in _FIELDS.items()}
 #: Fields the create services fill in when absent (kept as stored when a desired record leaves them out).
 DEFAULTED = {
     "organisation": frozenset({"org_type"}),
@@ -134,7 +135,7 @@ def _prepare(d: Desired, lenient: bool, defaults: bool, mode: Mode) -> bulk.Row:
     # export writes for a record stored without it, e.g. from LDIF): kept.
     data = {k: v for k, v in d.values.items() if v is not None or k in DEFAULTED[d.kind]}
     cleaned = records.Cleaned(data, []) if d.cleaned else _CLEAN[d.kind](data, lenient)
-    values = dict(cleaned.values)
+    values = data if d.cleaned else dict(cleaned.values)  # data: a new dict already
     if kind is bulk.MHS and not values.get("unique_identifier"):
         if not defaults or mode != "create":
             raise InvalidIdentifier.single("unique_identifier", "required",
@@ -156,17 +157,16 @@ def _with_defaults(row: bulk.Row) -> dict[str, Any]:
 
 def _target(row: bulk.Row, stored: Mapping[str, Any] | None, defaults: bool) -> dict[str, Any]:
     """Every field of the record as it should be stored."""
-    scalars, lists = _FIELDS[row.kind.name]
     keep = DEFAULTED[row.kind.name] if defaults else frozenset()
     out: dict[str, Any] = {}
     base = _with_defaults(row) if defaults and stored is None else row.values
-    for name in (*scalars, *lists):
+    for name, many in _SHAPE[row.kind.name]:
         if name in base:  # given (None or [] given: unset)
-            out[name] = list(base[name] or []) if name in lists else base[name]
+            out[name] = list(base[name] or []) if many else base[name]
         elif stored is not None and name in keep:
             out[name] = stored.get(name)
         else:
-            out[name] = [] if name in lists else None
+            out[name] = [] if many else None
     if row.kind is bulk.ORG and out.get("org_type") is None:
         out["org_type"] = "GP Practice"
     return out
