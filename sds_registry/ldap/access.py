@@ -47,15 +47,15 @@ def line(conn_id: str, message_id: int, operation: str, base: str, filt: Filter 
          entries: int | None, started: float) -> None:
     duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
     filter_text = filt if filt is None or isinstance(filt, str) else filterstr.format_filter(filt)
+    fields = {"connection_id": conn_id, "message_id": message_id, "operation": operation, "base": base,
+              "filter": filter_text, "result_code": code, "entries": entries, "duration_ms": duration_ms}
     write = direct_writer(log)
-    if write is not None:  # the text format with only our handler: the same line, written directly
+    if write is not None:  # only our handler on the way: the same line, written directly
         write(f"conn {conn_id} msg {message_id} {operation} {base!r} {filter_text or '-'} result {code} "
-              f"entries {entries} {duration_ms} ms")
+              f"entries {entries} {duration_ms} ms", fields)
         return
     log.info("conn %s msg %s %s %r %s result %s entries %s %s ms", conn_id, message_id, operation, base,
-             filter_text or "-", code, entries, duration_ms,
-             extra={"connection_id": conn_id, "message_id": message_id, "operation": operation, "base": base,
-                    "filter": filter_text, "result_code": code, "entries": entries, "duration_ms": duration_ms})
+             filter_text or "-", code, entries, duration_ms, extra=fields)
 
 
 def answered(conn_id: str, message_id: int, operation: str, base: str, filt: Filter | str | None, code: int | None,

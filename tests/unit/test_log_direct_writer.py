@@ -1,9 +1,10 @@
-"""logs.direct_writer: the LDAP access line written straight to the stream is the line logging would write, and
-anything else on the way (another handler, a filter, the JSON format) sends it back through logging."""
+"""logs.direct_writer: an access line written straight to the stream is the line logging would write, in the text
+and the JSON format, and anything else on the way (another handler, a filter) sends it back through logging."""
 
 from __future__ import annotations
 
 import io
+import json
 import logging
 from collections.abc import Iterator
 
@@ -40,14 +41,19 @@ def ours_alone(fmt: str, stream: io.StringIO) -> None:
             handler.setStream(stream)  # type: ignore[attr-defined]
 
 
+FIELDS = {"connection_id": "1-2", "message_id": 3, "operation": "search", "base": "o=nhs", "filter": "(objectClass=*)",
+          "result_code": 0, "entries": 1, "duration_ms": 0.05, "absent": None}
+ARGS = ("1-2", 3, "search", "o=nhs", "(objectClass=*)", 0, 1, 0.05)
+FORMAT = "conn %s msg %s %s %r %s result %s entries %s %s ms"
+
+
 def test_the_direct_line_is_the_line_logging_writes(stderr: io.StringIO) -> None:
     ours_alone("text", stderr)
     logger = logging.getLogger("sds.ldap.access")
     write = direct_writer(logger)
     assert write is not None
-    write("conn 1-2 msg 3 search 'o=nhs' (objectClass=*) result 0 entries 1 0.05 ms")
-    logger.info("conn %s msg %s %s %r %s result %s entries %s %s ms", "1-2", 3, "search", "o=nhs", "(objectClass=*)",
-                0, 1, 0.05)
+    write(FORMAT % ARGS, FIELDS)
+    logger.info(FORMAT, *ARGS, extra=FIELDS)
     direct, logged = stderr.getvalue().splitlines()
     # The same text but for the milliseconds of the time stamp ("2026-12-04 06:12:51,962 sds.ldap.access INFO ...").
     assert direct[:19] == logged[:19] or direct[:17] == logged[:17]
@@ -55,10 +61,26 @@ def test_the_direct_line_is_the_line_logging_writes(stderr: io.StringIO) -> None
     assert direct[19] == "," and direct[20:23].isdigit()
 
 
-def test_another_handler_a_filter_or_json_means_logging(stderr: io.StringIO) -> None:
+def test_the_direct_json_line_is_the_line_python_json_logger_writes(stderr: io.StringIO) -> None:
+    ours_alone("json", stderr)
+    logger = logging.getLogger("sds.http")
+    write = direct_writer(logger)
+    assert write is not None
+    write(FORMAT % ARGS + " é", FIELDS)
+    logger.info(FORMAT + " é", *ARGS, extra=FIELDS)
+    direct, logged = stderr.getvalue().splitlines()
+    direct_obj, logged_obj = json.loads(direct), json.loads(logged)
+    assert list(direct_obj) == list(logged_obj) == ["time", "logger", "level", "message", *FIELDS]
+    assert direct_obj.pop("time")[:17] == logged_obj.pop("time")[:17]
+    assert direct_obj == logged_obj
+    # byte for byte but for the time stamp: the same separators, key order and escaping
+    assert direct.split('"logger"', 1)[1] == logged.split('"logger"', 1)[1]
+
+
+def test_another_handler_or_a_filter_means_logging(stderr: io.StringIO) -> None:
     logger = logging.getLogger("sds.ldap.access")
     ours_alone("json", stderr)
-    assert direct_writer(logger) is None
+    assert direct_writer(logger) is not None
     ours_alone("text", stderr)
     extra = logging.NullHandler()
     logging.getLogger().addHandler(extra)
