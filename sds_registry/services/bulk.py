@@ -34,6 +34,7 @@ from sds_registry.models import (
 BATCH = 2000
 IN_CHUNK = 500
 SQLITE_CACHE_KIB = 65536
+SQLITE_SORT_KIB = 16384  # the page cache (and so the sorter) while a first load builds its indexes
 LOCK_WAIT = "2s"  # how long a first load waits to drop an index a reader holds (PostgreSQL)
 
 
@@ -319,6 +320,8 @@ def build_indexes(session: Session, indexes: list[Any]) -> None:
     postgres = connection.dialect.name == "postgresql"
     if postgres:
         connection.exec_driver_sql("SET LOCAL maintenance_work_mem = '256MB'")  # the server's, for the sorts
+    else:  # SQLite sorts in this process, in memory up to cache_size beside the page cache: both smaller now
+        connection.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_SORT_KIB}")
     for ix in indexes:
         ix.create(connection)
     if postgres:  # the expression indexes' statistics (lower(fqdn), ...), which the load's ANALYZEs lacked
