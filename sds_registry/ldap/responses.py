@@ -97,12 +97,16 @@ def _value(v: str) -> bytes:
 
 def encode_search_entry(message_id: int, entry: SearchEntry) -> bytes:
     """One SearchResultEntry message: the hot path of every search."""
+    return _entry(_MSGID[message_id] if message_id < 1024 else encode_int(message_id), entry)
+
+
+def _entry(mid: bytes, entry: SearchEntry) -> bytes:
+    """A SearchResultEntry message with the encoded message ID ``mid``."""
     attrs = []
     for name, values in entry.attributes:
         vals = _value(values[0]) if len(values) == 1 else b"".join([_value(v) for v in values])
         attrs.append(tlv(b"\x30", _name(name) + tlv(b"\x31", vals)))
     body = tlv(b"\x64", octets(entry.dn) + tlv(b"\x30", b"".join(attrs)))
-    mid = _MSGID[message_id] if message_id < 1024 else encode_int(message_id)
     return tlv(b"\x30", mid + body)
 
 
@@ -124,6 +128,10 @@ def encode_search_response(
     controls: Sequence[Control] = (),
 ) -> bytes:
     """Every entry then the SearchResultDone, as one buffer for one write."""
-    parts = [encode_search_entry(message_id, e) for e in entries]
-    parts.append(encode_search_done(message_id, code, matched_dn, message, controls))
+    mid = _MSGID[message_id] if message_id < 1024 else encode_int(message_id)  # once: clients count past 1023
+    parts = [_entry(mid, e) for e in entries]
+    if code == 0 and not matched_dn and not message and not controls:
+        parts.append(tlv(b"\x30", mid + _SUCCESS_DONE))
+    else:
+        parts.append(encode_result(message_id, 0x65, code, matched_dn, message, controls))
     return b"".join(parts)
