@@ -172,7 +172,8 @@ def format_filter(f: ast.Filter) -> str:
     if isinstance(f, ast.Equality):  # first: every GP Connect lookup is an AND of equalities (a line per search)
         return f"({f.attr}={f.value.translate(_ESCAPES)})"
     if isinstance(f, ast.And):
-        return "(&" + "".join([format_filter(x) for x in f.filters]) + ")"
+        return "(&" + "".join([f"({x.attr}={x.value.translate(_ESCAPES)})" if type(x) is ast.Equality
+                               else format_filter(x) for x in f.filters]) + ")"  # fmt: skip
     if isinstance(f, ast.Or):
         return "(|" + "".join(format_filter(x) for x in f.filters) + ")"
     if isinstance(f, ast.Not):
