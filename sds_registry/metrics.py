@@ -7,30 +7,12 @@ every worker process writes its samples there and ``/metrics`` aggregates them (
 
 from __future__ import annotations
 
-import os
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, values
+from prometheus_client import Counter, Gauge, Histogram
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-_pid = os.getpid()
-
-
-def _process_id() -> int:
-    """This process's id as of its last fork. prometheus_client's multiprocess values ask for it on every sample
-    update, to notice a fork; os.getpid() is a system call each time, and an LDAP search updates five samples."""
-    return _pid
-
-
-def _forked() -> None:
-    global _pid
-    _pid = os.getpid()
-
-
-os.register_at_fork(after_in_child=_forked)
-if getattr(values.ValueClass, "_multiprocess", False):  # prometheus_client chose per-process sample files
-    values.ValueClass = values.MultiProcessValue(_process_id)  # type: ignore[no-untyped-call]
 
 try:
     VERSION = version("sds-registry")
