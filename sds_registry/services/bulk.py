@@ -296,10 +296,10 @@ def defer_indexes(session: Session) -> list[Any]:
     tables = [t for k in (ORG, AS, MHS) for t in (k.table, *(c[1].__table__ for c in k.children))]
     indexes = [ix for t in tables for ix in sorted(t.indexes, key=lambda i: str(i.name))
                if not ix.unique and ix.name not in PROBED]
-    connection = session.connection()
-    postgres = connection.dialect.name == "postgresql"
+    postgres = session.get_bind().dialect.name == "postgresql"
     try:
         with session.begin_nested():
+            connection = session.connection()  # taken inside: the SAVEPOINT is emitted as it is
             if postgres:
                 connection.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
             for ix in indexes:
@@ -307,7 +307,7 @@ def defer_indexes(session: Session) -> list[Any]:
     except DBAPIError:  # a reader holds a table: load with the indexes in place
         return []
     if postgres:
-        connection.exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
+        session.connection().exec_driver_sql("SET LOCAL lock_timeout TO DEFAULT")
     return indexes
 
 

@@ -384,3 +384,20 @@ def test_first_load_builds_the_deferred_indexes_before_it_commits(db: Engine) ->
         s.rollback()
     with db.connect() as c:
         assert _index_names(c) == before
+
+
+def test_first_load_keeps_the_indexes_a_reader_holds(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL: when a reader holds a records table, the load waits at most LOCK_WAIT to drop its indexes,
+    then loads with them in place (and still stores everything)."""
+    if db.dialect.name != "postgresql":
+        pytest.skip("SQLite readers take no table locks")
+    from sds_registry.services import bulk
+
+    monkeypatch.setattr(bulk, "LOCK_WAIT", "200ms")
+    with db.connect() as reader, make_sessionmaker(db)() as s:
+        reader.execute(select(func.count()).select_from(MessageHandlingSystem))  # its transaction holds the table
+        assert bulk.defer_indexes(s) == []
+        report = import_ldif(s, io.StringIO(as_entry("012345678901") + "\n" + mhs("aaaa1111", GOOD)))
+        assert report.ok, report.lines()
+        s.rollback()
+        reader.rollback()
