@@ -297,7 +297,9 @@ def report_observability(table: dict[str, dict[str, list[Result]]]) -> bool:
         ratio = median([o.rps / q.rps for o, q in pairs])
         cpu = median([o.cpu_us / q.cpu_us for o, q in pairs])
         ok = ok and ratio >= 0.9
-        print(f"  {route:<10} req/s {ratio:.3f}  server CPU per request {cpu:.3f}")
+        print(f"  {route:<10} req/s {ratio:.3f}  server CPU per request {cpu:.3f}   by round: req/s "
+              + " ".join(f"{o.rps / q.rps:.2f}" for o, q in pairs) + "; CPU "
+              + " ".join(f"{o.cpu_us / q.cpu_us:.2f}" for o, q in pairs))
     return ok
 
 
