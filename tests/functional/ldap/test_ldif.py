@@ -386,11 +386,10 @@ def test_first_load_builds_the_deferred_indexes_before_it_commits(db: Engine) ->
         assert _index_names(c) == before
 
 
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite readers take no table locks
 def test_first_load_keeps_the_indexes_a_reader_holds(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """PostgreSQL: when a reader holds a records table, the load waits at most LOCK_WAIT to drop its indexes,
     then loads with them in place (and still stores everything)."""
-    if db.dialect.name != "postgresql":
-        pytest.skip("SQLite readers take no table locks")
     from sds_registry.services import bulk
 
     monkeypatch.setattr(bulk, "LOCK_WAIT", "200ms")

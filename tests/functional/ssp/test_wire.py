@@ -181,10 +181,11 @@ def test_registry_facts_are_kept_for_the_cache_seconds(cached_ssp: SspServer, di
     with httpx.Client() as client:
         assert client.get(url, headers=ssp_headers()).status_code == 200
         first_at = time.monotonic()
-        committed_session.execute(text("SET session_replication_role = replica"))
+        # SET LOCAL: ends with this transaction (a plain SET undone by a later rollback would stay on the
+        # pooled connection and keep every later test's triggers off)
+        committed_session.execute(text("SET LOCAL session_replication_role = replica"))
         committed_session.execute(delete(DataSharingAgreement))
         committed_session.commit()
-        committed_session.execute(text("SET session_replication_role = DEFAULT"))
         kept = client.get(url, headers=ssp_headers())
         assert time.monotonic() - first_at < CACHE_SECONDS, "too slow to observe the cache"
         assert kept.status_code == 200
