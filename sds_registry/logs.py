@@ -20,11 +20,14 @@ _HANDLER_NAME = "sds"
 _JSON_RENAMES = {"asctime": "time", "levelname": "level", "name": "logger"}
 
 
-class _Stamp:
-    """``asctime`` as logging writes it, with the date and time part made once per second, not once per line (an
-    access line per LDAP operation made strftime a visible share of a cached search)."""
+class _Stamp(logging.Formatter):
+    """A formatter whose ``asctime`` is logging's, with the date and time part made once per second, not once per
+    line (an access line per LDAP operation made strftime a visible share of a cached search)."""
 
     _last: tuple[int, str] = (-1, "")  # (second, its text), one attribute so threads never mix the two
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
+        return super().formatTime(record, datefmt) if datefmt is not None else self.stamp(record.created)
 
     def stamp(self, created: float) -> str:
         """``asctime`` of a record made at ``created`` (seconds since the epoch)."""
@@ -35,19 +38,13 @@ class _Stamp:
         return f"{text},{int((created - int(created)) * 1000):03d}"
 
 
-class _TextFormatter(_Stamp, logging.Formatter):
-    """logging.Formatter with ``_Stamp``'s time stamps."""
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
-        return super().formatTime(record, datefmt) if datefmt is not None else self.stamp(record.created)
+class _TextFormatter(_Stamp):
+    """The text format: ``TEXT_FORMAT`` with ``_Stamp``'s time stamps."""
 
 
 class _JsonFormatter(_Stamp, JsonFormatter):  # type: ignore[misc]
     """python-json-logger's formatter (``time``, ``logger``, ``level``, ``message``, then the record's extras)
     with ``_Stamp``'s time stamps."""
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802 - logging's name
-        return super().formatTime(record, datefmt) if datefmt is not None else self.stamp(record.created)
 
 
 #: What a direct writer is given: the message (the text line's words) and the fields a JSON line adds.
@@ -96,6 +93,16 @@ def direct_writer(logger: logging.Logger) -> DirectWriter | None:
                 pass
 
     return write
+
+
+def access_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
+    """One access line at INFO: ``message`` (the text line's words) with ``fields`` (a JSON line's extra keys),
+    written directly when ``direct_writer`` can, else through logging. The caller has checked INFO is on."""
+    write = direct_writer(logger)
+    if write is not None:
+        write(message, fields)
+    else:
+        logger.info("%s", message, extra=fields)
 
 
 def make_formatter(fmt: str = "text") -> logging.Formatter:

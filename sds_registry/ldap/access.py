@@ -14,7 +14,7 @@ import time
 from sds_registry import metrics
 from sds_registry.ldap import filterstr
 from sds_registry.ldap.ast import Filter
-from sds_registry.logs import direct_writer
+from sds_registry.logs import access_line
 
 log = logging.getLogger("sds.ldap.access")
 _ids = itertools.count(1)
@@ -49,13 +49,8 @@ def line(conn_id: str, message_id: int, operation: str, base: str, filt: Filter 
     filter_text = filt if filt is None or isinstance(filt, str) else filterstr.format_filter(filt)
     fields = {"connection_id": conn_id, "message_id": message_id, "operation": operation, "base": base,
               "filter": filter_text, "result_code": code, "entries": entries, "duration_ms": duration_ms}
-    write = direct_writer(log)
-    if write is not None:  # only our handler on the way: the same line, written directly
-        write(f"conn {conn_id} msg {message_id} {operation} {base!r} {filter_text or '-'} result {code} "
-              f"entries {entries} {duration_ms} ms", fields)
-        return
-    log.info("conn %s msg %s %s %r %s result %s entries %s %s ms", conn_id, message_id, operation, base,
-             filter_text or "-", code, entries, duration_ms, extra=fields)
+    access_line(log, f"conn {conn_id} msg {message_id} {operation} {base!r} {filter_text or '-'} result {code} "
+                     f"entries {entries} {duration_ms} ms", fields)
 
 
 def answered(conn_id: str, message_id: int, operation: str, base: str, filt: Filter | str | None, code: int | None,

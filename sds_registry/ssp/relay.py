@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 from urllib.parse import urlsplit
 
 from sds_registry import metrics
-from sds_registry.logs import direct_writer
+from sds_registry.logs import access_line
 from sds_registry.services.audit import decision_row
 from sds_registry.services.ssp import Decision, SspRequest, refuse
 from sds_registry.ssp import http11, outcome
@@ -359,10 +359,5 @@ def _access_line(req: SspRequest, target: str, outcome: str, status: int | None,
     fields = {"trace_id": trace_id, "from_asid": req.header("Ssp-From"), "to_asid": req.header("Ssp-To"),
               "interaction_id": interaction, "http_method": req.method, "target_url": target, "outcome": outcome,
               "status": status, "provider_status": provider_status, "duration_ms": duration_ms}
-    write = direct_writer(access_log)
-    if write is not None:  # only our handler on the way: the same line, written directly
-        write(f"{req.method} {target} {status} {outcome} provider {provider_status} {duration_ms} ms "
-              f"Ssp-TraceID {trace_id}", fields)
-        return
-    access_log.info("%s %s %s %s provider %s %s ms Ssp-TraceID %s", req.method, target, status, outcome,
-                    provider_status, duration_ms, trace_id, extra=fields)
+    access_line(access_log, f"{req.method} {target} {status} {outcome} provider {provider_status} {duration_ms} ms "
+                            f"Ssp-TraceID {trace_id}", fields)

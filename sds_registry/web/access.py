@@ -1,7 +1,7 @@
 """One access line per HTTP answer (logger ``sds.http``), 401/403/404/422 included: method, path, route, status,
 bytes, duration and X-Correlation-ID. Never the query string or headers (they may carry tokens). Costs one
 isEnabledFor check when the level is above INFO; at INFO the line goes straight to the stream when only our
-handler is on its way (``logs.direct_writer``)."""
+handler is on its way (``logs.access_line``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 
 from flask import Flask, Response, request
 
-from sds_registry.logs import direct_writer
+from sds_registry.logs import access_line
 
 log = logging.getLogger("sds.http")
 _STARTED = "sds.started"
@@ -36,10 +36,5 @@ def _access_line(response: Response) -> Response:
         method, path, status = request.method, request.path, response.status_code
         fields = {"http_method": method, "path": path, "route": rule.rule if rule is not None else None,
                   "status": status, "bytes": size, "duration_ms": duration_ms, "correlation_id": correlation_id}
-        write = direct_writer(log)
-        if write is not None:  # only our handler on the way: the same line, written directly
-            write(f"{method} {path} {status} {size} B {duration_ms} ms {correlation_id or '-'}", fields)
-        else:
-            log.info("%s %s %s %s B %s ms %s", method, path, status, size, duration_ms, correlation_id or "-",
-                     extra=fields)
+        access_line(log, f"{method} {path} {status} {size} B {duration_ms} ms {correlation_id or '-'}", fields)
     return response
