@@ -311,7 +311,6 @@ def defer_indexes(session: Session) -> list[Any]:
     return indexes
 
 
-
 def build_indexes(session: Session, indexes: list[Any]) -> None:
     """Create the indexes ``defer_indexes`` dropped (before the load commits: a load is all or nothing)."""
     if not indexes:

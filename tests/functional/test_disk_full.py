@@ -24,7 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
-from bench.disk_full import run
+from bench.disk_full import FHIR_ENDPOINT, provider, run
 from sds_registry import create_app
 from sds_registry.cli import main
 from sds_registry.migrate import upgrade
@@ -32,11 +32,6 @@ from sds_registry.services.clients import create_client
 from tests.unit.ssp.fixtures import METADATA
 
 SPARE_PAGES = 3
-FHIR_ENDPOINT = "/spine-directory/FHIR/R4/Endpoint"
-
-
-def provider(n: int) -> dict[str, object]:
-    return {"ods_code": f"F{n:05d}", "asid": f"7{n:011d}", "fqdn": f"f{n}.full.test", "interactions": [METADATA]}
 
 
 @pytest.fixture
