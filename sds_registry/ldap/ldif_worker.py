@@ -6,10 +6,12 @@ the report at the same points (between the same two records), so an import answe
 process: reading and checking is pure Python, about a third of an import's CPU, and threads would share one
 interpreter lock. The text is still read here (the caller's stream: its progress counting, its errors) and
 written to the worker's stdin by a thread; records come back on its stdout as pickled batches of plain tuples.
-Pipes hold little, so memory stays bounded: when the writer falls behind, the worker waits. The worker is
-``python -m sds_registry.ldap.ldif_worker`` (a fresh interpreter: nothing of this process's database
-connections or threads is copied, and no caller's main module is run again, as multiprocessing's spawn
-would), which takes a few tenths of a second to start: an input under PARALLEL_MIN_BYTES is checked here.
+A thread here reads up to AHEAD batches ahead (a pipe alone holds a few dozen records, and the worker would
+wait while the writer stores a chunk), so memory stays bounded: when the writer falls behind, the worker
+waits. The worker is ``python -m sds_registry.ldap.ldif_worker`` (a fresh interpreter: nothing of this
+process's database connections or threads is copied, and no caller's main module is run again, as
+multiprocessing's spawn would), which takes a few tenths of a second to start: an input under
+PARALLEL_MIN_BYTES is checked here.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import queue
 import subprocess
 import sys
 import threading
@@ -30,6 +33,7 @@ from sds_registry.ldap.ldif_store import ImportReport, Pending
 
 PARALLEL_MIN_BYTES = 16 << 20
 BATCH = 1000  # records per message
+AHEAD = 6  # messages read ahead of the caller: the worker goes on checking while the caller stores a chunk
 _CLASSES = {c.name: c for c in dit.ENTRY_CLASSES}
 
 
@@ -87,13 +91,33 @@ def _in_worker(source: _Blocks, report: ImportReport, lenient: bool) -> Iterator
 
     feeder = threading.Thread(target=feed, name="sds-ldif-feed", daemon=True)
     feeder.start()
+    batches: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(AHEAD)
+    stop = threading.Event()
+
+    def receive() -> None:
+        """Read the worker's messages ahead of the caller (None: its output ended). A pipe holds 64 KiB, a
+        few dozen records: without this the worker would wait each time the caller stores a chunk."""
+        batch: list[tuple[Any, ...]] | None = []
+        while batch is not None and not stop.is_set():
+            try:
+                batch = pickle.load(results)
+            except (EOFError, OSError, ValueError, pickle.UnpicklingError):
+                batch = None  # the end, early or not: the caller looks at the worker
+            while not stop.is_set():
+                try:
+                    batches.put(batch, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    receiver = threading.Thread(target=receive, name="sds-ldif-receive", daemon=True)
+    receiver.start()
     try:
         while True:
-            try:
-                batch: list[tuple[Any, ...]] = pickle.load(results)
-            except EOFError:
+            got = batches.get()
+            if got is None:
                 raise RuntimeError(f"the LDIF checking process ended early (exit code {worker.wait()})") from None
-            for item in batch:
+            for item in got:
                 if len(item) == 5:
                     yield Pending(_CLASSES[item[0]], item[1], item[2], item[3], item[4])
                 elif item[0] == "rejected":
@@ -110,9 +134,11 @@ def _in_worker(source: _Blocks, report: ImportReport, lenient: bool) -> Iterator
             if failed and not isinstance(failed[0], OSError):
                 raise failed[0]
     finally:
+        stop.set()
         if worker.poll() is None:
             worker.kill()  # an early end (a failure here, or the caller stopped reading)
         worker.wait()
+        receiver.join(5)
         results.close()
         feeder.join(5)
 
