@@ -28,12 +28,14 @@ def _start() -> None:
 
 def _access_line(response: Response) -> Response:
     if log.isEnabledFor(logging.INFO):
-        started = request.environ.get(_STARTED)
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not six
+        environ = req.environ
+        started = environ.get(_STARTED)
         duration_ms = round((time.perf_counter() - started) * 1000.0, 3) if started is not None else None
-        rule = request.url_rule
+        rule = req.url_rule
         size = response.content_length
-        correlation_id = request.headers.get("X-Correlation-ID")
-        method, path, status = request.method, request.path, response.status_code
+        correlation_id = environ.get("HTTP_X_CORRELATION_ID")
+        method, path, status = req.method, req.path, response.status_code
         fields = {"http_method": method, "path": path, "route": rule.rule if rule is not None else None,
                   "status": status, "bytes": size, "duration_ms": duration_ms, "correlation_id": correlation_id}
         access_line(log, f"{method} {path} {status} {size} B {duration_ms} ms {correlation_id or '-'}", fields)

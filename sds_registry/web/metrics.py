@@ -72,6 +72,7 @@ def scrape() -> Response:
     from flask import current_app
 
     registry = CollectorRegistry()
+    metrics.write_pending()  # this process's own latest increments
     if values.ValueClass is values.MutexValue:
         registry.register(REGISTRY)  # type: ignore[arg-type]
     else:
@@ -102,9 +103,10 @@ def _start() -> None:
 
 
 def _finish(response: Response) -> Response:
-    started = request.environ.get(_START)
+    req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not three
+    started = req.environ.get(_START)
     if started is not None:
-        rule = request.url_rule
-        metrics.observe_http(rule.rule if rule is not None else "unmatched", request.method, response.status_code,
+        rule = req.url_rule
+        metrics.observe_http(rule.rule if rule is not None else "unmatched", req.method, response.status_code,
                              time.perf_counter() - started)
     return response

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from sds_registry.logs import direct_writer, setup_logging
+from sds_registry.logs import direct_writer, flush, setup_logging
 
 
 @pytest.fixture
@@ -53,6 +53,7 @@ def test_the_direct_line_is_the_line_logging_writes(stderr: io.StringIO) -> None
     write = direct_writer(logger)
     assert write is not None
     write(FORMAT % ARGS, FIELDS)
+    flush()  # access lines wait in a batch
     logger.info(FORMAT, *ARGS, extra=FIELDS)
     direct, logged = stderr.getvalue().splitlines()
     # The same text but for the milliseconds of the time stamp ("2026-12-04 06:12:51,962 sds.ldap.access INFO ...").
@@ -67,6 +68,7 @@ def test_the_direct_json_line_is_the_line_python_json_logger_writes(stderr: io.S
     write = direct_writer(logger)
     assert write is not None
     write(FORMAT % ARGS + " é", FIELDS)
+    flush()
     logger.info(FORMAT + " é", *ARGS, extra=FIELDS)
     direct, logged = stderr.getvalue().splitlines()
     direct_obj, logged_obj = json.loads(direct), json.loads(logged)

@@ -44,6 +44,19 @@ def scrape_hits(running: Running) -> float:
     return sum(float(m.group(1)) for m in hit.finditer(text))
 
 
+SEARCHED_BY = re.compile(r"conn (\d+)-\d+ msg \d+ search")
+
+
+def new_search_line_pid(running: Running, seen: int) -> str:
+    """The pid in the first search access line after the ``seen`` ones (access lines are written in batches, a
+    fraction of a second after the answer)."""
+    deadline = time.monotonic() + 10
+    while len(found := SEARCHED_BY.findall(running.output())) <= seen:
+        assert time.monotonic() < deadline, "no access line for the search"
+        time.sleep(0.02)
+    return str(found[seen])
+
+
 def worker_of_each(running: Running) -> list[ldap3.Connection]:
     """Connections kept open until the access log shows both LDAP workers answered one (SO_REUSEPORT spreads
     new connections); one connection per worker pid, each having searched once already."""
@@ -53,8 +66,9 @@ def worker_of_each(running: Running) -> list[ldap3.Connection]:
     while time.monotonic() < deadline:
         conn = ldap3.Connection(ldap3.Server(f"ldap://127.0.0.1:{running.ldap}", get_info=ldap3.NONE),
                                 auto_bind=True, read_only=True)
+        seen = len(SEARCHED_BY.findall(running.output()))
         endpoints(conn, "ZZ0000")  # the access line names the answering process: "conn <pid>-<n> msg 2 search"
-        pid = re.findall(r"conn (\d+)-\d+ msg \d+ search", running.output())[-1]
+        pid = new_search_line_pid(running, seen)
         if pid in by_pid:
             spare.append(conn)
         else:

@@ -1,0 +1,103 @@
+"""Access lines wait in a per-process batch (logs.Handler.queue): they reach the stream within BATCH_SECONDS with
+no one flushing, before any later record of the same process, and a forked child never writes its parent's."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import pytest
+
+from sds_registry import logs
+from sds_registry.logs import direct_writer, setup_logging
+
+FIELDS = {"operation": "search", "result_code": 0}
+
+
+@pytest.fixture
+def root_restored() -> Iterator[None]:
+    """The root logger's handlers and level put back after the test."""
+    root = logging.getLogger()
+    kept, level = list(root.handlers), root.level
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in kept:
+            root.addHandler(handler)
+        root.setLevel(level)
+
+
+def ours_alone(stream: IO[str]) -> None:
+    """setup_logging at INFO in JSON, writing to ``stream``, its handler alone on the root (called in the test's
+    body: pytest adds its capture handlers for the body, and they rightly turn batching off)."""
+    setup_logging("INFO", "json")
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, logs.Handler):
+            handler.setStream(stream)
+        else:
+            root.removeHandler(handler)
+
+
+def test_a_queued_line_is_written_within_the_batch_seconds(root_restored: None) -> None:
+    stream = io.StringIO()
+    ours_alone(stream)
+    write = direct_writer(logging.getLogger("sds.ldap.access"))
+    assert write is not None
+    write("first", FIELDS)
+    deadline = time.monotonic() + logs.BATCH_SECONDS * 10
+    while not stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert '"message": "first", "operation": "search", "result_code": 0}' in stream.getvalue()
+
+
+def test_a_full_batch_is_written_at_once(root_restored: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    stream = io.StringIO()
+    ours_alone(stream)
+    monkeypatch.setattr(logs, "BATCH_LINES", 3)
+    write = direct_writer(logging.getLogger("sds.http"))
+    assert write is not None
+    for n in range(3):
+        write(f"line {n}", FIELDS)
+    assert [line.split('"message": ')[1][:8] for line in stream.getvalue().splitlines()] == \
+        ['"line 0"', '"line 1"', '"line 2"']
+
+
+def test_lines_keep_their_order_with_other_records(root_restored: None) -> None:
+    stream = io.StringIO()
+    ours_alone(stream)
+    write = direct_writer(logging.getLogger("sds.http"))
+    assert write is not None
+    write("access", FIELDS)
+    logging.getLogger("sds.serve").warning("later")
+    assert [line.split('"message": ')[1].split('"')[1] for line in stream.getvalue().splitlines()] == \
+        ["access", "later"]
+
+
+def test_a_forked_child_does_not_write_its_parents_waiting_lines(root_restored: None, tmp_path: Path) -> None:
+    out = (tmp_path / "log").open("a", encoding="utf-8")
+    ours_alone(out)
+    write = direct_writer(logging.getLogger("sds.http"))
+    assert write is not None
+    write("parent's", FIELDS)
+    pid = os.fork()
+    if pid == 0:  # the child: its own line, then everything it has, then out without the parent's cleanups
+        try:
+            child_write = direct_writer(logging.getLogger("sds.http"))
+            assert child_write is not None
+            child_write("child's", FIELDS)
+            logs.flush()
+        finally:
+            os._exit(0)
+    assert os.waitpid(pid, 0)[1] == 0
+    logs.flush()
+    out.close()
+    messages = [line.split('"message": ')[1].split('"')[1] for line in (tmp_path / "log").read_text().splitlines()]
+    assert sorted(messages) == ["child's", "parent's"]
