@@ -30,6 +30,7 @@ from sds_registry.models import (
     MhsEndpoint,
     Organisation,
 )
+from sds_registry.services.bloom import KeyFilter
 
 BATCH = 2000
 IN_CHUNK = 500
@@ -129,11 +130,13 @@ def last_ids(session: Session) -> dict[str, int]:
 
 def clashes(session: Session, batch: Iterable[Row], seen: dict[tuple[str, str], str],
             ignore: frozenset[tuple[str, int]] = frozenset(),
-            since: Mapping[str, int] | None = None) -> dict[str, list[str]]:
+            since: Mapping[str, int] | None = None, stored_keys: KeyFilter | None = None) -> dict[str, list[str]]:
     """where -> reasons, for the rows of ``batch`` clashing with a row seen earlier (``seen``: updated) or with
     the registry. Stored rows in ``ignore`` ((table name, id): about to be deleted or updated) do not count.
     A stored row with an id above ``since`` (table name -> id: what last_ids gave when the input began) was
-    stored from earlier chunks of the same input, and is named as such (the caller need not keep their keys)."""
+    stored from earlier chunks of the same input, and is named as such (the caller need not keep their keys).
+    ``stored_keys``: when every stored record came from this input (a first load, holding the tables), a filter
+    of its keys so far (updated): only a key it may hold is looked for in the database."""
     bad: dict[str, list[str]] = {}
 
     def earlier(table: str, row_id: int) -> bool:
@@ -148,7 +151,8 @@ def clashes(session: Session, batch: Iterable[Row], seen: dict[tuple[str, str], 
             bad.setdefault(r.where, []).append(f"{what}: {value!r} is also used by {seen[k]} (rule: unique)")
         else:
             seen[k] = r.where
-            new.setdefault(space, []).append(k[1])
+            if stored_keys is None or stored_keys.add(k):
+                new.setdefault(space, []).append(k[1])
 
     for r in batch:
         v = r.values

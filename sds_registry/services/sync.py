@@ -46,6 +46,7 @@ from sds_registry.errors import InvalidIdentifier
 from sds_registry.models import AuditEvent, DataSharingAgreement
 from sds_registry.services import bulk
 from sds_registry.services.accredited_systems import _as_defaults
+from sds_registry.services.bloom import KeyFilter
 from sds_registry.services.mhs import _mhs_defaults, new_cpa_id
 from sds_registry.services.records import AS_LISTS, AS_SCALARS, MHS_LISTS, MHS_SCALARS, ORG_SCALARS
 from sds_registry.services.writes import RNG, Actor, add_audit, apply, flush
@@ -195,14 +196,16 @@ def _agreement(d: Desired) -> dict[str, Any]:
 
 def build_plan(session: Session, desired: Iterable[Desired], *, mode: Mode = "sync", lenient: bool = False,
                defaults: bool = True, scope: Iterable[str] | None = None,
-               seen: dict[tuple[str, str], str] | None = None, since: Mapping[str, int] | None = None) -> Plan:
+               seen: dict[tuple[str, str], str] | None = None, since: Mapping[str, int] | None = None,
+               stored_keys: KeyFilter | None = None) -> Plan:
     """Compare ``desired`` with what is stored; nothing is written. Every problem is collected in
     ``plan.rejected`` (validation, duplicates in the input, clashes with records outside the plan).
 
     ``seen`` (create mode only) carries the keys of earlier batches, so a long input can be planned and
     applied a batch at a time (``sds import`` does, to keep memory flat; ``since``: bulk.last_ids from before
-    the first batch, so clashes with stored earlier batches are named as such); upsert and sync need the whole
-    input at once (a record is deleted only when nothing in the input names it)."""
+    the first batch, so clashes with stored earlier batches are named as such; ``stored_keys``: see
+    bulk.clashes); upsert and sync need the whole input at once (a record is deleted only when nothing in the
+    input names it)."""
     plan = Plan(mode)
     rows: list[bulk.Row] = []
     agreements: list[tuple[Desired, dict[str, Any]]] = []
@@ -268,7 +271,7 @@ def build_plan(session: Session, desired: Iterable[Desired], *, mode: Mode = "sy
                 plan.deletes.append((kind.name, s))
     seen = {} if seen is None else seen
     for where, reasons in bulk.clashes(session, plan.creates + [r for r, _ in plan.updates], seen,
-                                       frozenset(ignore), since).items():
+                                       frozenset(ignore), since, stored_keys).items():
         plan.rejected.append(Problem(where, reasons))
     _plan_agreements(session, plan, agreements, codes)
     return plan

@@ -250,6 +250,68 @@ def test_chunks_interaction_case_and_duplicates_across_chunks(db: Engine, monkey
     assert _count(db, MessageHandlingSystem) == 3 and _count(db, AccreditedSystem) == 1
 
 
+def test_first_load_finds_duplicates_across_chunks_through_its_key_filter(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first load (empty directory) probes the database only for keys its filter may hold: a duplicate of a
+    record stored with an earlier chunk is still refused, named as before; a key the filter takes for seen
+    (a false positive) is looked up and passes."""
+    from sds_registry.ldap import ldif_import
+    from sds_registry.services import bloom
+
+    monkeypatch.setattr(ldif_import, "CHUNK", 2)
+    filters: list[bloom.KeyFilter] = []
+    probed: list[str] = []
+
+    class Spy(bloom.KeyFilter):
+        def __init__(self) -> None:
+            super().__init__(4)  # small: grows while the load runs
+            filters.append(self)
+
+        def add(self, key: object) -> bool:
+            probed.append(str(key))
+            return super().add(key) or str(key).endswith("'cc03')")  # a false positive: probed, passes
+
+    monkeypatch.setattr(bloom, "KeyFilter", Spy)
+    entries = [
+        mhs("aa01", GOOD, ia=GPC + "fhir:rest:read:location-1"),
+        as_entry("012345678904"),
+        mhs("cc03", GOOD, ia=GPC + "fhir:rest:read:patient-1"),
+        mhs("bb02", GOOD, ia=GPC + "fhir:rest:read:location-1"),  # party key + interaction of aa01
+        mhs("AA01", GOOD, ia=GPC + "fhir:rest:search:slot-1"),  # aa01's RDN (caseIgnore)
+        as_entry("012345678904", extra="nhsProductName: again"),  # the ASID of the second record
+    ]
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO("\n".join(entries)))
+        s.rollback()
+    assert len(filters) == 1 and probed  # the load used its filter
+    reasons = {r.dn.split(",")[0]: " ".join(r.reasons) for r in report.rejected}
+    assert set(reasons) == {"uniqueIdentifier=bb02", "uniqueIdentifier=AA01", "uniqueidentifier=012345678904"}
+    assert "party_key+interaction_id: also used by an earlier record of this input (aa01)" in reasons[
+        "uniqueIdentifier=bb02"]
+    assert "unique_identifier: 'aa01' is also used by an earlier record of this input" in reasons[
+        "uniqueIdentifier=AA01"]
+    assert "asid: '012345678904' is also used by an earlier record of this input" in reasons[
+        "uniqueidentifier=012345678904"]
+    assert _count(db, MessageHandlingSystem) == 0 and _count(db, AccreditedSystem) == 0
+
+
+def test_load_into_a_directory_holding_records_probes_every_key(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    from sds_registry.services import bloom
+
+    def no_filter() -> None:
+        raise AssertionError("records were stored before the load: no key filter")
+
+    with make_sessionmaker(db)() as s:
+        assert import_ldif(s, io.StringIO(as_entry("012345678901"))).ok
+        s.commit()
+    monkeypatch.setattr(bloom, "KeyFilter", no_filter)
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO(mhs("012345678901", GOOD)))
+        s.rollback()
+    assert ["'012345678901' already exists in the registry (rule: unique)"] == report.rejected[0].reasons
+
+
 REAL_DUMP = """# extended LDIF
 #
 # LDAPv3
