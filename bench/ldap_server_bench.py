@@ -77,8 +77,11 @@ def serve(args: argparse.Namespace) -> None:
     if args.no_uvloop:
         sys.modules["uvloop"] = None  # type: ignore[assignment]  # the server then falls back to asyncio's loop
 
+    from sds_registry.logs import setup_logging
+
     overrides: dict[str, object] = {"ldap_bind": f"127.0.0.1:{args.port}", "ldap_workers": args.workers}
     settings = load_settings(overrides)
+    setup_logging(settings.log_level, settings.log_format)  # as `sds serve` does: INFO access lines by default
     if args.directory == "real" and args.mode == "auto":
         from sds_registry.ldap.server import run_ldap
 
@@ -162,7 +165,8 @@ def run(args: argparse.Namespace) -> None:
         if args.profile:
             cmd = [str(Path(py).with_name("py-spy")), "record", "-r", "500", "-o", args.profile, "-f", "raw",
                    "--", *cmd]  # fmt: skip
-        server = subprocess.Popen(cmd, env=env, start_new_session=True)
+        with (work / "server.log").open("ab") as log:  # its access lines (SDS_LOG_LEVEL, INFO by default)
+            server = subprocess.Popen(cmd, env=env, start_new_session=True, stderr=log)
         try:
             _wait_ready(port, server)
             results = []
@@ -190,6 +194,8 @@ def run(args: argparse.Namespace) -> None:
                 server.wait(60)
             except subprocess.TimeoutExpired:
                 os.killpg(server.pid, signal.SIGKILL)
+            with (work / "server.log").open("rb") as log:
+                print(f"the server wrote {sum(1 for _ in log)} log lines")
             if pg is not None:
                 pg.stop()
 

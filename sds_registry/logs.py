@@ -51,8 +51,10 @@ class _JsonFormatter(_Stamp, JsonFormatter):  # type: ignore[misc]
     with ``_Stamp``'s time stamps."""
 
 
-#: What a direct writer is given: the message (the text line's words) and the fields a JSON line adds.
-DirectWriter = Callable[[str, dict[str, Any]], None]
+#: A JSON access line's extra keys, or a function that gives them (called only when a JSON line is written).
+Fields = dict[str, Any] | Callable[[], dict[str, Any]]
+#: What a direct writer is given: the message (the text line's words; its str()) and the line's fields.
+DirectWriter = Callable[[object, Fields], None]
 
 #: How long an access line may wait in a process's batch before it is written, and how many lines make a batch.
 BATCH_SECONDS = 0.2
@@ -68,11 +70,11 @@ class Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
     def __init__(self, stream: Any = None) -> None:
         super().__init__(stream)
-        self._pending: list[tuple[str, float, str, dict[str, Any]]] = []
+        self._pending: list[tuple[str, float, object, Fields]] = []
         self._pending_lock = threading.Lock()
         _handlers.add(self)
 
-    def queue(self, logger_name: str, message: str, fields: dict[str, Any]) -> None:
+    def queue(self, logger_name: str, message: object, fields: Fields) -> None:
         with self._pending_lock:
             self._pending.append((logger_name, time.time(), message, fields))
             full = len(self._pending) >= BATCH_LINES
@@ -88,11 +90,11 @@ class Handler(logging.StreamHandler):  # type: ignore[type-arg]
             return
         formatter = self.formatter
         stamp = formatter.stamp if isinstance(formatter, _Stamp) else _Stamp().stamp
-        if isinstance(formatter, _JsonFormatter):
-            text = "".join(_JSON.encode({"time": stamp(created), "logger": name, "level": "INFO", "message": message,
-                                         **fields}) + "\n" for name, created, message, fields in pending)
-        else:
-            text = "".join(f"{stamp(created)} {name} INFO {message}\n" for name, created, message, _ in pending)
+        as_json = isinstance(formatter, _JsonFormatter)
+        try:
+            text = "".join(_line(entry, stamp, as_json) for entry in pending)
+        except Exception as exc:  # noqa: BLE001 - a message's str() failed: the others are still written
+            text = "".join(_line(entry, stamp, as_json, exc) for entry in pending)
         with self.lock:  # type: ignore[union-attr]
             try:
                 self.stream.write(text)
@@ -114,6 +116,21 @@ class Handler(logging.StreamHandler):  # type: ignore[type-arg]
 
 
 _JSON = json.JSONEncoder(default=str)
+
+
+def _line(entry: tuple[str, float, object, Fields], stamp: Callable[[float], str], as_json: bool,
+          failed: Exception | None = None) -> str:
+    """One queued access line as our formatter would write it (``failed``: write a stand-in if it cannot be)."""
+    name, created, message, fields = entry
+    if failed is not None:
+        try:
+            return _line(entry, stamp, as_json)
+        except Exception as exc:  # noqa: BLE001
+            message, fields = f"(an access line could not be written: {exc!r})", {}
+    if as_json:
+        return _JSON.encode({"time": stamp(created), "logger": name, "level": "INFO", "message": str(message),
+                             **(fields() if callable(fields) else fields)}) + "\n"
+    return f"{stamp(created)} {name} INFO {message}\n"
 _handlers: weakref.WeakSet[Handler] = weakref.WeakSet()
 _flusher_pid = [0]  # the process whose flusher thread is running (a forked child has none)
 
@@ -163,14 +180,16 @@ def direct_writer(logger: logging.Logger) -> DirectWriter | None:
     return functools.partial(handler.queue, logger.name)
 
 
-def access_line(logger: logging.Logger, message: str, fields: dict[str, Any]) -> None:
-    """One access line at INFO: ``message`` (the text line's words) with ``fields`` (a JSON line's extra keys),
-    batched when ``direct_writer`` can, else through logging. The caller has checked INFO is on."""
+def access_line(logger: logging.Logger, message: object, fields: Fields) -> None:
+    """One access line at INFO: ``message`` (the text line's words; its str() is taken when the line is written)
+    with ``fields`` (a JSON line's extra keys, or a function giving them, called only for a JSON line), batched
+    when ``direct_writer`` can, else through logging. The caller has checked INFO is on. So a caller may leave
+    costly text to the batch."""
     write = direct_writer(logger)
     if write is not None:
         write(message, fields)
     else:
-        logger.info("%s", message, extra=fields)
+        logger.info("%s", message, extra=fields() if callable(fields) else fields)
 
 
 def make_formatter(fmt: str = "text") -> logging.Formatter:

@@ -10,6 +10,7 @@ import itertools
 import logging
 import os
 import time
+from typing import Any
 
 from sds_registry import metrics
 from sds_registry.ldap import filterstr
@@ -43,14 +44,36 @@ def result_code(message: bytes) -> int | None:
         return None
 
 
+class _Line:
+    """One operation's access line, made into text (str()) or JSON fields (``fields``) only when it is written:
+    an answered search pays for a small object, not for printing its filter, its words and its fields."""
+
+    __slots__ = ("conn_id", "message_id", "operation", "base", "filt", "code", "entries", "duration_ms")
+
+    def __init__(self, conn_id: str, message_id: int, operation: str, base: str, filt: Filter | str | None,
+                 code: int | None, entries: int | None, duration_ms: float) -> None:
+        self.conn_id, self.message_id, self.operation, self.base = conn_id, message_id, operation, base
+        self.filt, self.code, self.entries, self.duration_ms = filt, code, entries, duration_ms
+
+    def filter_text(self) -> str | None:
+        filt = self.filt
+        return filt if filt is None or isinstance(filt, str) else filterstr.format_filter(filt)
+
+    def __str__(self) -> str:
+        return (f"conn {self.conn_id} msg {self.message_id} {self.operation} {self.base!r} "
+                f"{self.filter_text() or '-'} result {self.code} entries {self.entries} {self.duration_ms} ms")
+
+    def fields(self) -> dict[str, Any]:
+        return {"connection_id": self.conn_id, "message_id": self.message_id, "operation": self.operation,
+                "base": self.base, "filter": self.filter_text(), "result_code": self.code, "entries": self.entries,
+                "duration_ms": self.duration_ms}
+
+
 def line(conn_id: str, message_id: int, operation: str, base: str, filt: Filter | str | None, code: int | None,
          entries: int | None, started: float) -> None:
-    duration_ms = round((time.perf_counter() - started) * 1000.0, 3)
-    filter_text = filt if filt is None or isinstance(filt, str) else filterstr.format_filter(filt)
-    fields = {"connection_id": conn_id, "message_id": message_id, "operation": operation, "base": base,
-              "filter": filter_text, "result_code": code, "entries": entries, "duration_ms": duration_ms}
-    access_line(log, f"conn {conn_id} msg {message_id} {operation} {base!r} {filter_text or '-'} result {code} "
-                     f"entries {entries} {duration_ms} ms", fields)
+    entry = _Line(conn_id, message_id, operation, base, filt, code, entries,
+                  round((time.perf_counter() - started) * 1000.0, 3))
+    access_line(log, entry, entry.fields)
 
 
 def answered(conn_id: str, message_id: int, operation: str, base: str, filt: Filter | str | None, code: int | None,

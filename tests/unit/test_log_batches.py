@@ -4,6 +4,7 @@ no one flushing, before any later record of the same process, and a forked child
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
 import time
@@ -101,3 +102,23 @@ def test_a_forked_child_does_not_write_its_parents_waiting_lines(root_restored: 
     out.close()
     messages = [line.split('"message": ')[1].split('"')[1] for line in (tmp_path / "log").read_text().splitlines()]
     assert sorted(messages) == ["child's", "parent's"]
+
+
+class _Broken:
+    def __str__(self) -> str:
+        raise RuntimeError("no words")
+
+
+def test_a_line_that_cannot_be_made_leaves_a_stand_in_and_the_others(root_restored: None) -> None:
+    stream = io.StringIO()
+    ours_alone(stream)
+    write = direct_writer(logging.getLogger("sds.http"))
+    assert write is not None
+    write("before", FIELDS)
+    write(_Broken(), FIELDS)
+    write("after", lambda: dict(FIELDS, lazy=True))  # fields may be a function, called for a JSON line
+    logs.flush()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["message"] for line in lines] == [
+        "before", "(an access line could not be written: RuntimeError('no words'))", "after"]
+    assert lines[2]["lazy"] is True and lines[0]["operation"] == "search"
