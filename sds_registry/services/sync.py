@@ -145,6 +145,18 @@ def _prepare(d: Desired, lenient: bool, defaults: bool, mode: Mode) -> bulk.Row:
     return bulk.Row(kind, values, sorted(set(cleaned.flags) | set(d.flags)), d.where)
 
 
+def _as_given(d: Desired) -> bulk.Row:
+    """A cleaned record to create as given (no defaults): ``_target(_prepare(d), None, False)`` in one pass."""
+    get = d.values.get
+    out = {name: list(get(name) or ()) if many else get(name) for name, many in _SHAPE[d.kind]}
+    if d.kind == "message_handling_system" and not out["unique_identifier"]:
+        raise InvalidIdentifier.single("unique_identifier", "required",
+                                       "give unique_identifier or cpa_id (needed to compare with the registry)")
+    if d.kind == "organisation" and out["org_type"] is None:
+        out["org_type"] = "GP Practice"
+    return bulk.Row(bulk.KINDS[d.kind], out, sorted(set(d.flags)), d.where)
+
+
 def _with_defaults(row: bulk.Row) -> dict[str, Any]:
     """The create services' defaults for the fields the record leaves out (not for those it gives as unset)."""
     values = dict(row.values)
@@ -208,11 +220,15 @@ def build_plan(session: Session, desired: Iterable[Desired], *, mode: Mode = "sy
     input names it)."""
     plan = Plan(mode)
     rows: list[bulk.Row] = []
+    as_given: set[int] = set()  # ids of rows already in their target shape
     agreements: list[tuple[Desired, dict[str, Any]]] = []
     for d in desired:
         try:
             if d.kind == AGREEMENT:
                 agreements.append((d, _agreement(d)))
+            elif d.cleaned and mode == "create" and not defaults:  # its target at once (LDIF)
+                rows.append(_as_given(d))
+                as_given.add(id(rows[-1]))
             else:
                 rows.append(_prepare(d, lenient, defaults, mode))
         except InvalidIdentifier as exc:
@@ -250,7 +266,8 @@ def build_plan(session: Session, desired: Iterable[Desired], *, mode: Mode = "sy
         for key, r in by_key.items():
             match = found.get(key)
             if match is None:
-                plan.creates.append(bulk.Row(kind, _target(r, None, defaults), r.flags, r.where))
+                plan.creates.append(r if id(r) in as_given else
+                                    bulk.Row(kind, _target(r, None, defaults), r.flags, r.where))
                 continue
             s = match
             ignore.add((table.name, s["id"]))
