@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 from flask import Flask, Response, request
 
@@ -31,12 +32,31 @@ def _access_line(response: Response) -> Response:
         req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not six
         environ = req.environ
         started = environ.get(_STARTED)
-        duration_ms = round((time.perf_counter() - started) * 1000.0, 3) if started is not None else None
         rule = req.url_rule
-        size = response.content_length
-        correlation_id = environ.get("HTTP_X_CORRELATION_ID")
-        method, path, status = req.method, req.path, response.status_code
-        fields = {"http_method": method, "path": path, "route": rule.rule if rule is not None else None,
-                  "status": status, "bytes": size, "duration_ms": duration_ms, "correlation_id": correlation_id}
-        access_line(log, f"{method} {path} {status} {size} B {duration_ms} ms {correlation_id or '-'}", fields)
+        entry = _Line(req.method, req.path, rule.rule if rule is not None else None, response.status_code,
+                      response.content_length, time.perf_counter() - started if started is not None else None,
+                      environ.get("HTTP_X_CORRELATION_ID"))
+        access_line(log, entry, entry.fields)
     return response
+
+
+class _Line:
+    """One request's access line, made into text (str()) or JSON fields only when its batch is written."""
+
+    __slots__ = ("method", "path", "route", "status", "size", "seconds", "correlation_id")
+
+    def __init__(self, method: str, path: str, route: str | None, status: int, size: int | None,
+                 seconds: float | None, correlation_id: str | None) -> None:
+        self.method, self.path, self.route, self.status, self.size = method, path, route, status, size
+        self.seconds, self.correlation_id = seconds, correlation_id
+
+    def duration_ms(self) -> float | None:
+        return round(self.seconds * 1000.0, 3) if self.seconds is not None else None
+
+    def __str__(self) -> str:
+        return (f"{self.method} {self.path} {self.status} {self.size} B {self.duration_ms()} ms "
+                f"{self.correlation_id or '-'}")
+
+    def fields(self) -> dict[str, Any]:
+        return {"http_method": self.method, "path": self.path, "route": self.route, "status": self.status,
+                "bytes": self.size, "duration_ms": self.duration_ms(), "correlation_id": self.correlation_id}
