@@ -84,18 +84,20 @@ class Handler(logging.StreamHandler):  # type: ignore[type-arg]
             _start_flusher()
 
     def write_pending(self) -> None:
-        with self._pending_lock:
-            pending, self._pending = self._pending, []
-        if not pending:
+        if not self._pending:
             return
-        formatter = self.formatter
-        stamp = formatter.stamp if isinstance(formatter, _Stamp) else _Stamp().stamp
-        as_json = isinstance(formatter, _JsonFormatter)
-        try:
-            text = "".join(_line(entry, stamp, as_json) for entry in pending)
-        except Exception as exc:  # noqa: BLE001 - a message's str() failed: the others are still written
-            text = "".join(_line(entry, stamp, as_json, exc) for entry in pending)
-        with self.lock:  # type: ignore[union-attr]
+        with self.lock:  # type: ignore[union-attr]  # held while made and written: a later record comes after
+            with self._pending_lock:
+                pending, self._pending = self._pending, []
+            if not pending:
+                return
+            formatter = self.formatter
+            stamp = formatter.stamp if isinstance(formatter, _Stamp) else _Stamp().stamp
+            as_json = isinstance(formatter, _JsonFormatter)
+            try:
+                text = "".join(_line(entry, stamp, as_json) for entry in pending)
+            except Exception as exc:  # noqa: BLE001 - a message's str() failed: the others are still written
+                text = "".join(_line(entry, stamp, as_json, exc) for entry in pending)
             try:
                 self.stream.write(text)
                 self.stream.flush()
@@ -109,6 +111,10 @@ class Handler(logging.StreamHandler):  # type: ignore[type-arg]
     def flush(self) -> None:
         self.write_pending()
         super().flush()
+
+    def close(self) -> None:
+        self.write_pending()
+        super().close()
 
     def _at_fork_reinit(self) -> None:  # logging calls it in a forked child: the parent writes its own batch
         super()._at_fork_reinit()  # type: ignore[misc]
@@ -131,6 +137,8 @@ def _line(entry: tuple[str, float, object, Fields], stamp: Callable[[float], str
         return _JSON.encode({"time": stamp(created), "logger": name, "level": "INFO", "message": str(message),
                              **(fields() if callable(fields) else fields)}) + "\n"
     return f"{stamp(created)} {name} INFO {message}\n"
+
+
 _handlers: weakref.WeakSet[Handler] = weakref.WeakSet()
 _flusher_pid = [0]  # the process whose flusher thread is running (a forked child has none)
 
@@ -208,6 +216,7 @@ def setup_logging(level: str = "INFO", fmt: str = "text") -> None:
     root = logging.getLogger()
     for old in [h for h in root.handlers if h.get_name() == _HANDLER_NAME]:  # others' (pytest's) stay
         root.removeHandler(old)
+        old.flush()  # its waiting access lines
     root.addHandler(handler)
     root.setLevel(level)
     _lighter_records()
