@@ -3,7 +3,8 @@
 Records are stored exactly as the LDIF has them: unlike the write services no defaults are added, so every
 search answers as slapd does on the same file. ``create`` streams: records are checked and inserted
 CHUNK at a time (memory holds one chunk and its keys: a key clashing with an earlier, stored chunk is found
-in the database, named as this input's own); after the first rejection nothing more is inserted (the keys
+in the database, named as this input's own; on a first load only a key a Bloom filter of the stored ones may
+hold is looked for); after the first rejection nothing more is inserted (the keys
 of the chunks not stored are then kept to find duplicates among them), and the caller, seeing ``report.ok``
 false, rolls back what was. Every entry is still checked, so the report lists them all. ``create`` records
 one ``import`` audit event; ``upsert`` and ``sync`` hold the file's records in memory (a record is deleted
@@ -88,8 +89,9 @@ def _run(session: Session, records: Iterator[Pending], report: ImportReport, len
         since = bulk.last_ids(session)
         deferred = bulk.defer_indexes(session)
         # A first load holding the tables (the indexes dropped): every stored key is this input's, so a filter of
-        # them spares the database a probe per key (one in a few hundred still goes, a false positive).
-        keys = bloom.KeyFilter() if deferred else None
+        # them spares the database a probe per key (one or two in a hundred still go, false positives). Checked
+        # empty again now that the tables are held: a writer may have committed since ``since`` was read.
+        keys = bloom.KeyFilter() if deferred and not any(bulk.last_ids(session).values()) else None
         chunk: list[Pending] = []
         for p in records:
             chunk.append(p)

@@ -296,6 +296,32 @@ def test_first_load_finds_duplicates_across_chunks_through_its_key_filter(
     assert _count(db, MessageHandlingSystem) == 0 and _count(db, AccreditedSystem) == 0
 
 
+def test_first_load_in_chunks_moves_the_directory_generation_once(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """PostgreSQL's triggers bump once per transaction: a first load of many chunks, its indexes dropped and built
+    again, is one committed write (SQLite's data_version moves on any commit)."""
+    from sds_registry.ldap import ldif_import
+    from sds_registry.services.generation import Generation
+
+    monkeypatch.setattr(ldif_import, "CHUNK", 2)
+    entries = [as_entry(f"01234567890{n}") for n in range(5)]
+    served = ["read:metadata-1", "read:location-1", "read:patient-1", "search:slot-1"]
+    entries += [mhs(f"dd0{n}", GOOD, ia=f"{GPC}fhir:rest:{ia}") for n, ia in enumerate(served)]
+    gen = Generation(db)
+    try:
+        before = gen.current()
+        with make_sessionmaker(db)() as s:
+            report = import_ldif(s, io.StringIO("\n".join(entries)))
+            assert report.ok, report.lines()
+            assert gen.current() == before  # nothing visible before the commit
+            s.commit()
+        after = gen.current()
+        assert after != before
+        if db.dialect.name == "postgresql":
+            assert after == before + 1  # type: ignore[operator]
+    finally:
+        gen.close()
+    assert _count(db, AccreditedSystem) == 5 and _count(db, MessageHandlingSystem) == 4
+
 def test_load_into_a_directory_holding_records_probes_every_key(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     from sds_registry.services import bloom
 
