@@ -14,7 +14,8 @@ from flask import Flask, Response, request
 from sds_registry.logs import access_line
 
 log = logging.getLogger("sds.http")
-_STARTED = "sds.started"
+#: perf_counter() when the request began (one stamp: the metrics hook reads it too).
+STARTED = "sds.started"
 
 
 def install(app: Flask) -> None:
@@ -24,14 +25,14 @@ def install(app: Flask) -> None:
 
 
 def _start() -> None:
-    request.environ[_STARTED] = time.perf_counter()
+    request.environ[STARTED] = time.perf_counter()
 
 
 def _access_line(response: Response) -> Response:
     if log.isEnabledFor(logging.INFO):
         req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not six
         environ = req.environ
-        started = environ.get(_STARTED)
+        started = environ.get(STARTED)
         rule = req.url_rule
         entry = _Line(req.method, req.path, rule.rule if rule is not None else None, response.status_code,
                       response.content_length, time.perf_counter() - started if started is not None else None,

@@ -1,6 +1,6 @@
 """``GET /metrics``: Prometheus text, aggregated over every worker process under ``sds serve`` (multiprocess
 mode), else this process's registry; plus the directory-size collector (rows by type, cached a few seconds)
-and the per-request HTTP counters (``before``/``after`` hooks installed by web.app)."""
+and the per-request HTTP counters (an ``after_request`` hook, timed from web.access's start stamp)."""
 
 from __future__ import annotations
 
@@ -25,10 +25,10 @@ from sds_registry.models import (
     MessageHandlingSystem,
     Organisation,
 )
+from sds_registry.web import access
 
 bp = Blueprint("metrics", __name__)
 SIZE_CACHE_SECONDS = 5.0
-_START = "sds.metrics.start"
 
 
 class DirectorySize:
@@ -62,8 +62,7 @@ def install(app: Flask, engine: Engine) -> None:
     """The /metrics route and the HTTP request hooks."""
     size = DirectorySize(engine)
     app.extensions["sds_metrics"] = size
-    app.before_request(_start)
-    app.after_request(_finish)
+    app.after_request(_finish)  # times from web.access's start stamp
     app.register_blueprint(bp)
 
 
@@ -98,13 +97,9 @@ class _SettledFiles(MultiProcessCollector):  # type: ignore[misc]
         return self.merge(files, accumulate=True)  # type: ignore[no-untyped-call]
 
 
-def _start() -> None:
-    request.environ[_START] = time.perf_counter()
-
-
 def _finish(response: Response) -> Response:
     req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not three
-    started = req.environ.get(_START)
+    started = req.environ.get(access.STARTED)
     if started is not None:
         rule = req.url_rule
         metrics.observe_http(rule.rule if rule is not None else "unmatched", req.method, response.status_code,
