@@ -10,48 +10,25 @@ import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
 
 import pytest
 
 from sds_registry import logs
-from sds_registry.logs import direct_writer, setup_logging
+from sds_registry.logs import direct_writer
+from tests.support.logsetup import direct_to, root_kept
 
 FIELDS = {"operation": "search", "result_code": 0}
 
 
 @pytest.fixture
 def root_restored() -> Iterator[None]:
-    """The root logger's handlers and level put back after the test."""
-    root = logging.getLogger()
-    kept, level = list(root.handlers), root.level
-    try:
+    with root_kept():
         yield
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in kept:
-            root.addHandler(handler)
-        root.setLevel(level)
-
-
-def ours_alone(stream: IO[str]) -> None:
-    """setup_logging at INFO in JSON, writing to ``stream``, its handler alone on the root (called in the test's
-    body: pytest adds its capture handlers for the body, and they rightly turn batching off)."""
-    setup_logging("INFO", "json")
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if isinstance(handler, logs.Handler):
-            handler.setStream(stream)
-        else:
-            root.removeHandler(handler)
 
 
 def test_a_queued_line_is_written_within_the_batch_seconds(root_restored: None) -> None:
     stream = io.StringIO()
-    ours_alone(stream)
-    write = direct_writer(logging.getLogger("sds.ldap.access"))
-    assert write is not None
+    write = direct_to(stream, "sds.ldap.access")
     write("first", FIELDS)
     deadline = time.monotonic() + logs.BATCH_SECONDS * 10
     while not stream.getvalue() and time.monotonic() < deadline:
@@ -61,10 +38,8 @@ def test_a_queued_line_is_written_within_the_batch_seconds(root_restored: None) 
 
 def test_a_full_batch_is_written_at_once(root_restored: None, monkeypatch: pytest.MonkeyPatch) -> None:
     stream = io.StringIO()
-    ours_alone(stream)
     monkeypatch.setattr(logs, "BATCH_LINES", 3)
-    write = direct_writer(logging.getLogger("sds.http"))
-    assert write is not None
+    write = direct_to(stream, "sds.http")
     for n in range(3):
         write(f"line {n}", FIELDS)
     assert [line.split('"message": ')[1][:8] for line in stream.getvalue().splitlines()] == \
@@ -73,9 +48,7 @@ def test_a_full_batch_is_written_at_once(root_restored: None, monkeypatch: pytes
 
 def test_lines_keep_their_order_with_other_records(root_restored: None) -> None:
     stream = io.StringIO()
-    ours_alone(stream)
-    write = direct_writer(logging.getLogger("sds.http"))
-    assert write is not None
+    write = direct_to(stream, "sds.http")
     write("access", FIELDS)
     logging.getLogger("sds.serve").warning("later")
     assert [line.split('"message": ')[1].split('"')[1] for line in stream.getvalue().splitlines()] == \
@@ -84,9 +57,7 @@ def test_lines_keep_their_order_with_other_records(root_restored: None) -> None:
 
 def test_a_forked_child_does_not_write_its_parents_waiting_lines(root_restored: None, tmp_path: Path) -> None:
     out = (tmp_path / "log").open("a", encoding="utf-8")
-    ours_alone(out)
-    write = direct_writer(logging.getLogger("sds.http"))
-    assert write is not None
+    write = direct_to(out, "sds.http")
     write("parent's", FIELDS)
     pid = os.fork()
     if pid == 0:  # the child: its own line, then everything it has, then out without the parent's cleanups
@@ -111,9 +82,7 @@ class _Broken:
 
 def test_a_line_that_cannot_be_made_leaves_a_stand_in_and_the_others(root_restored: None) -> None:
     stream = io.StringIO()
-    ours_alone(stream)
-    write = direct_writer(logging.getLogger("sds.http"))
-    assert write is not None
+    write = direct_to(stream, "sds.http")
     write("before", FIELDS)
     write(_Broken(), FIELDS)
     write("after", lambda: dict(FIELDS, lazy=True))  # fields may be a function, called for a JSON line

@@ -10,35 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from sds_registry.logs import direct_writer, flush, setup_logging
+from sds_registry.logs import direct_writer, flush
+from tests.support.logsetup import ours_alone, root_kept
 
 
 @pytest.fixture
 def stderr() -> Iterator[io.StringIO]:
     """Where ours_alone's handler writes; the root logger's handlers and level put back afterwards."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    kept, level = list(root.handlers), root.level
-    try:
-        yield stream
-    finally:
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in kept:
-            root.addHandler(handler)
-        root.setLevel(level)
-
-
-def ours_alone(fmt: str, stream: io.StringIO) -> None:
-    """setup_logging, then only its handler on the root (pytest's capture handlers rightly turn the direct path
-    off, and pytest adds them for the test's body)."""
-    setup_logging("INFO", fmt)
-    root = logging.getLogger()
-    for handler in list(root.handlers):
-        if handler.get_name() != "sds":
-            root.removeHandler(handler)
-        else:
-            handler.setStream(stream)  # type: ignore[attr-defined]
+    with root_kept():
+        yield io.StringIO()
 
 
 FIELDS = {"connection_id": "1-2", "message_id": 3, "operation": "search", "base": "o=nhs", "filter": "(objectClass=*)",
