@@ -140,20 +140,26 @@ def _line(entry: tuple[str, float, object, Fields], stamp: Callable[[float], str
 
 
 _handlers: weakref.WeakSet[Handler] = weakref.WeakSet()
-_flusher_pid = [0]  # the process whose flusher thread is running (a forked child has none)
+_flusher = [False]  # this process's flusher thread runs (a forked child has none: reset at fork)
 
 
 def _start_flusher() -> None:
-    if _flusher_pid[0] != os.getpid():
-        _flusher_pid[0] = os.getpid()
+    if not _flusher[0]:
+        _flusher[0] = True
         threading.Thread(target=_flush_every_batch_seconds, name="sds-log-flusher", daemon=True).start()
 
 
 def _flush_every_batch_seconds() -> None:
     while True:
         time.sleep(BATCH_SECONDS)
-        for handler in list(_handlers):
-            handler.write_pending()
+        flush()
+
+
+def _forked() -> None:
+    _flusher[0] = False
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def flush() -> None:

@@ -37,7 +37,7 @@ class _Batch:
         self.lock = threading.Lock()
         self.dirty: set[Any] = set()
         self.every: list[Any] = []
-        self.writer_pid = 0
+        self.writing = False  # this process's writer thread runs
 
     def forked(self) -> None:
         """In a forked child: the parent writes what it had pending; the child starts from nothing."""
@@ -45,7 +45,7 @@ class _Batch:
         for value in self.every:
             value._delta = 0.0
         self.dirty.clear()
-        self.writer_pid = 0
+        self.writing = False
 
 
 _batch = _Batch()
@@ -79,8 +79,8 @@ def _batched(value_class: Any) -> Any:
             with _batch.lock:
                 self._delta += amount
                 _batch.dirty.add(self)
-            if _batch.writer_pid != os.getpid():
-                _batch.writer_pid = os.getpid()
+            if not _batch.writing:  # no pid check per increment: forked() resets it in a child
+                _batch.writing = True
                 threading.Thread(target=_write_every_batch_seconds, name="sds-metrics-writer", daemon=True).start()
 
         def write_delta(self) -> None:

@@ -91,3 +91,25 @@ def test_a_line_that_cannot_be_made_leaves_a_stand_in_and_the_others(root_restor
     assert [line["message"] for line in lines] == [
         "before", "(an access line could not be written: RuntimeError('no words'))", "after"]
     assert lines[2]["lazy"] is True and lines[0]["operation"] == "search"
+
+
+def test_a_forked_child_writes_its_lines_with_no_flush(root_restored: None, tmp_path: Path) -> None:
+    """The flusher thread does not survive fork; the child starts its own on its first line."""
+    out = (tmp_path / "log").open("a", encoding="utf-8")
+    direct_to(out, "sds.http")("parent's", FIELDS)  # the parent's flusher is running now
+    logs.flush()
+    pid = os.fork()
+    if pid == 0:
+        status = 1
+        try:
+            child_write = direct_writer(logging.getLogger("sds.http"))
+            assert child_write is not None
+            child_write("child's", FIELDS)
+            deadline = time.monotonic() + logs.BATCH_SECONDS * 10
+            while "child's" not in (tmp_path / "log").read_text() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            status = 0 if "child's" in (tmp_path / "log").read_text() else 3
+        finally:
+            os._exit(status)
+    assert os.waitpid(pid, 0)[1] == 0, "the child's line was not written without a flush"
+    out.close()
