@@ -31,6 +31,15 @@ class _Counted:
         self.update(len(text))
         return text
 
+    def seekable(self) -> bool:  # the import reads a file again when its fast first load gives way
+        return self.stream.seekable()
+
+    def tell(self) -> int:
+        return self.stream.tell()
+
+    def seek(self, offset: int) -> int:
+        return self.stream.seek(offset)
+
     def __iter__(self) -> Iterator[str]:
         pending = 0
         for line in self.stream:

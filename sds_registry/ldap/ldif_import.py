@@ -1,7 +1,10 @@
 """LDIF import: validated records (ldif.py) stored through ``services.sync`` in mode create, upsert or sync.
 
 Records are stored exactly as the LDIF has them: unlike the write services no defaults are added, so every
-search answers as slapd does on the same file. ``create`` streams: records are checked and inserted
+search answers as slapd does on the same file. A ``create`` into an empty registry from a stream that can be
+read again (a file) first tries the fast first load (services.first_load: rows straight in, clashes looked for
+once at the end); if the input breaks any rule that load is rolled back (a SAVEPOINT) and the stream read again
+the careful way below, so the report is the same either way. The careful ``create`` streams: records are checked and inserted
 CHUNK at a time (memory holds one chunk and its keys: a key clashing with an earlier, stored chunk is found
 in the database, named as this input's own; on a first load only a key a Bloom filter of the stored ones may
 hold is looked for); after the first rejection nothing more is inserted (the keys
@@ -18,7 +21,7 @@ otherwise). Takes a Session; never commits (the CLI commits when ``report.ok``).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -27,7 +30,7 @@ from sqlalchemy.orm import Session
 from sds_registry.ldap.ldif_store import KIND_OF_CLASS, ImportReport, Pending, Rejection
 from sds_registry.ldap.ldif_worker import validated
 from sds_registry.models import AuditEvent
-from sds_registry.services import bloom, bulk, sync
+from sds_registry.services import bloom, bulk, first_load, sync
 from sds_registry.services.writes import CLI_ACTOR, Actor
 
 CHUNK = 5000  # records planned and stored at a time: with the checking worker beside it, 300 MB in all
@@ -48,14 +51,12 @@ def import_ldif(
     flags: Mapping[str, list[str]] | None = None,
 ) -> ImportReport:
     """Validate every nhsAs/nhsMhs/nhsOrg entry of ``source`` and store them (``mode``) only if none is rejected."""
-    report = ImportReport(mode=mode)
     if isinstance(source, str | Path):
         with open(source, encoding="utf-8") as stream:
-            _run(session, _flagged(stream, report, lenient, flags or {}), report, lenient, mode, agreements or [],
-                 actor)
+            report = _import(session, stream, lenient, actor, mode, agreements or [], flags or {})
         name = str(source)
     else:
-        _run(session, _flagged(source, report, lenient, flags or {}), report, lenient, mode, agreements or [], actor)
+        report = _import(session, source, lenient, actor, mode, agreements or [], flags or {})
         name = getattr(source, "name", "<stream>")
     if report.ok and mode == "create" and report.created:
         session.add(AuditEvent(
@@ -67,8 +68,61 @@ def import_ldif(
     return report
 
 
+def _import(session: Session, stream: IO[str], lenient: bool, actor: Actor, mode: sync.Mode,
+            agreements: list[sync.Desired], flags: Mapping[str, list[str]]) -> ImportReport:
+    """The fast first load when it applies (a create into an empty registry from a stream that can be read
+    again), else (or when the input breaks a rule) the careful path from where the stream began."""
+    seekable = getattr(stream, "seekable", None)
+    if mode == "create" and seekable is not None and seekable():
+        start = stream.tell()
+        report = _first_load(session, stream, lenient, actor, agreements, flags)
+        if report is not None:
+            return report
+        stream.seek(start)
+    report = ImportReport(mode=mode)
+    _run(session, _flagged(stream, report, lenient, flags), report, lenient, mode, agreements, actor)
+    return report
+
+
+def _first_load(session: Session, stream: IO[str], lenient: bool, actor: Actor, agreements: list[sync.Desired],
+                flags: Mapping[str, list[str]]) -> ImportReport | None:
+    """Load ``stream`` into an empty registry through services.first_load, in a SAVEPOINT; None (and nothing
+    kept) when the registry holds records, the tables cannot be held, or the input breaks any rule."""
+    if any(bulk.last_ids(session).values()):
+        return None
+    report = ImportReport(mode="create")
+    records = _flagged(stream, report, lenient, flags)
+    savepoint = session.begin_nested()
+    try:
+        deferred = bulk.defer_indexes(session, probed=True)
+        if not deferred:  # a reader holds a table (PostgreSQL): the careful path loads with the indexes
+            raise first_load.Clash("the tables are in use")
+        load = first_load.FirstLoad(session)
+        kinds = {name: bulk.KINDS[kind] for name, kind in KIND_OF_CLASS.items()}
+        for p in records:
+            if report.rejected:
+                raise first_load.Clash("a rejected record")
+            load.add(kinds[p.cls.name], p.values, p.flags)
+        if report.rejected:
+            raise first_load.Clash("a rejected record")
+        load.finish()
+        bulk.build_indexes(session, deferred)
+        load.check()
+    except first_load.Clash:
+        records.close()  # ends the checking worker
+        savepoint.rollback()
+        return None
+    report.add(load.counts(CHUNK))
+    report.flagged = load.flagged
+    report.first_load = True
+    if agreements:
+        _settle(session, [], agreements, {}, {}, report, lenient, actor, None)
+    savepoint.commit()
+    return report
+
+
 def _flagged(stream: IO[str], report: ImportReport, lenient: bool,
-             flags: Mapping[str, list[str]]) -> Iterator[Pending]:
+             flags: Mapping[str, list[str]]) -> Generator[Pending, None, None]:
     """The valid records of ``stream``, with the flags the side file gives them (only with ``lenient``)."""
     for p in validated(stream, report, lenient):
         extra = flags.get(p.dn)

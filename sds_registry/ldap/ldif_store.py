@@ -56,6 +56,7 @@ class ImportReport:
     rejected: list[Rejection] = field(default_factory=list)
     flagged: int = 0
     mode: str = "create"
+    first_load: bool = False  # stored by the fast first load (services.first_load), not the careful path
 
     @property
     def ok(self) -> bool:

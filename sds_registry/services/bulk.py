@@ -288,9 +288,10 @@ def _stale(session: Session, table: str, added: int) -> bool:
     return stale
 
 
-def defer_indexes(session: Session) -> list[Any]:
+def defer_indexes(session: Session, probed: bool = False) -> list[Any]:
     """On a first load (no organisation, AS or MHS record stored), drop the record tables' secondary indexes that
-    no check of the load probes (not unique, not in PROBED), in the load's transaction, and return them for
+    no check of the load probes (not unique, not in PROBED unless ``probed``: a load that probes nothing while it
+    runs, services.first_load), in the load's transaction, and return them for
     ``build_indexes``: one build over the loaded rows costs a fraction of their upkeep row by row, as random keys
     (ASIDs, CPA ids, hosts) land on random pages. A rollback restores them. None are dropped on a table holding
     rows. PostgreSQL: DROP INDEX locks its table until the commit, so readers of the (empty) directory wait for
@@ -299,7 +300,7 @@ def defer_indexes(session: Session) -> list[Any]:
         return []
     tables = [t for k in (ORG, AS, MHS) for t in (k.table, *(c[1].__table__ for c in k.children))]
     indexes = [ix for t in tables for ix in sorted(t.indexes, key=lambda i: str(i.name))
-               if not ix.unique and ix.name not in PROBED]
+               if not ix.unique and (probed or ix.name not in PROBED)]
     postgres = session.get_bind().dialect.name == "postgresql"
     try:
         with session.begin_nested():

@@ -1,0 +1,126 @@
+"""A first load: records inserted as given into the empty record tables, their clashes looked for once at the end.
+
+Loading a fresh registry from an SDS dump (``sds import --mode create`` into an empty directory) is where the
+careful path (``services.sync`` plans every chunk, ``bulk.clashes`` keys each record against all before it)
+costs most and finds least. Here records go straight to executemany / COPY with the unique constraints standing
+(a clash they see raises at once) and every other index dropped (``bulk.defer_indexes(probed=True)``, built in
+one pass at the end); the rules no constraint holds (ASIDs and MHS identifiers compared without case, sharing
+ou=Services; a party key and interaction without case) are asked of the built indexes in ``check``. A broken
+rule raises ``Clash`` and nothing here explains it: the caller rolls the load back (it runs in a SAVEPOINT) and
+takes the careful path, whose report names every problem. So a good file loads fast and a bad one answers
+exactly as it always did. Takes a Session whose transaction holds the tables; never commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from sds_registry.db import utcnow
+from sds_registry.services import bulk
+
+
+class Clash(Exception):
+    """The input broke a rule (or the fast path does not apply): roll back and take the careful path."""
+
+
+class _Table:
+    """One kind's rows waiting to be written, and the next id to give."""
+
+    def __init__(self, kind: bulk.Kind, first_id: int) -> None:
+        self.kind = kind
+        self.columns = tuple(kind.columns)
+        self.org_type = self.columns.index("org_type") if kind is bulk.ORG else -1
+        self.children = tuple((name, child.__table__, fk, value) for name, child, fk, value in kind.children)
+        self.first_id = self.next_id = first_id
+        self.rows: list[tuple[Any, ...]] = []
+        self.child_rows: list[list[tuple[Any, int, Any]]] = [[] for _ in self.children]
+
+
+class FirstLoad:
+    """Records in, rows out: ``add`` each record (a Pending's values, as ``sync._as_given`` would store them),
+    then ``finish`` (the last rows, the id sequences), build the dropped indexes, then ``check``."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self.postgres = session.get_bind().dialect.name == "postgresql"
+        # sqlite3 would turn the datetime into this text (its default adapter) once per row; done once here
+        self.now: Any = utcnow() if self.postgres else utcnow().isoformat(" ")
+        session.flush()
+        if not self.postgres:  # as bulk.insert_rows: random keys (CPA ids, ASIDs) on the unique indexes
+            session.connection().exec_driver_sql(f"PRAGMA cache_size=-{bulk.SQLITE_CACHE_KIB}")
+        self.tables = {k: _Table(k, bulk._new_ids(session, k.table, 1)[0]) for k in (bulk.ORG, bulk.AS, bulk.MHS)}
+        self.flagged = 0
+        self.first_seen: dict[str, int] = {}  # kind name -> the number of its first record
+        self.added = 0
+        errors = session.get_bind().dialect.dbapi
+        self.integrity: tuple[type[BaseException], ...] = (IntegrityError, errors.IntegrityError) if errors \
+            else (IntegrityError,)
+
+    def add(self, kind: bulk.Kind, values: Mapping[str, Any], flags: list[str]) -> None:
+        t = self.tables[kind]
+        get = values.get
+        if kind is bulk.MHS and not get("unique_identifier"):
+            raise Clash("an MHS record without a unique identifier")
+        row_id = t.next_id
+        t.next_id += 1
+        row = list(map(get, t.columns))
+        if t.org_type >= 0 and row[t.org_type] is None:
+            row[t.org_type] = "GP Practice"
+        tag = " ".join(sorted(set(flags))) or None
+        t.rows.append((*row, row_id, 1, self.now, self.now, tag))
+        for (name, *_), out in zip(t.children, t.child_rows, strict=True):
+            many = get(name)
+            if many:
+                out.extend((row_id, pos, v) for pos, v in enumerate(many))
+        self.flagged += tag is not None
+        self.first_seen.setdefault(kind.name, self.added)
+        self.added += 1
+        if len(t.rows) >= bulk.BATCH:
+            self._write(t)
+
+    def _write(self, t: _Table) -> None:
+        names = [*t.columns, "id", "version", "created_at", "updated_at", "flags"]
+        try:
+            bulk._executemany(self.session, t.kind.table, names, t.rows)
+            for (_, table, fk, value), rows in zip(t.children, t.child_rows, strict=True):
+                if rows:
+                    bulk._executemany(self.session, table, [fk, "position", value], rows)
+        except self.integrity as exc:  # a unique constraint: the careful path says which records
+            raise Clash(str(exc)) from exc
+        t.rows = []
+        t.child_rows = [[] for _ in t.children]
+
+    def finish(self) -> None:
+        """Write what waits; on PostgreSQL move each id sequence past the ids given (one nextval was taken)."""
+        for t in self.tables.values():
+            if t.rows:
+                self._write(t)
+            if self.postgres and t.next_id > t.first_id + 1:
+                seq = self.session.scalar(select(func.pg_get_serial_sequence(t.kind.table.name, "id")))
+                self.session.execute(select(func.setval(seq, t.next_id - 1)))
+
+    def counts(self, chunk: int) -> dict[str, dict[str, int]]:
+        """Created counts by kind, ordered as the careful path (``chunk`` records a plan) first reports them."""
+        order = {bulk.ORG.name: 0, bulk.AS.name: 1, bulk.MHS.name: 2}
+        kinds = sorted(self.first_seen, key=lambda k: (self.first_seen[k] // chunk, order[k]))
+        return {k: {"created": self.tables[bulk.KINDS[k]].next_id - self.tables[bulk.KINDS[k]].first_id}
+                for k in kinds}
+
+    def check(self) -> None:
+        """Raise Clash if two records share a key no constraint compares (run once the indexes are built)."""
+        a, m = bulk.AS.table.c, bulk.MHS.table.c
+        doubled = [
+            select(func.lower(a.asid)).group_by(func.lower(a.asid)).having(func.count() > 1),
+            select(func.lower(m.unique_identifier)).group_by(func.lower(m.unique_identifier))
+            .having(func.count() > 1),
+            select(m.interaction_id).group_by(m.interaction_id, func.lower(m.party_key)).having(func.count() > 1),
+            select(a.id).join(bulk.MHS.table, func.lower(m.unique_identifier) == func.lower(a.asid)),
+        ]
+        for query in doubled:
+            if self.session.execute(query.limit(1)).first() is not None:
+                raise Clash("two records share a key")
