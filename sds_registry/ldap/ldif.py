@@ -79,9 +79,10 @@ def _physical_lines(stream: Iterable[str]) -> Iterator[list[str]]:
         text = read(READ)
         if not text:
             break
+        ended_cr = tail[-1:] == "\r"  # a CR before the read's first LF: its line is stripped all the same
         lines = (tail + text).split("\n")
         tail = lines.pop()  # the unfinished last line ("" when the text ended with a line end)
-        if "\r" in text:
+        if ended_cr or "\r" in text:
             lines = [line.rstrip("\r") for line in lines]
         yield lines
     if tail:
@@ -149,15 +150,16 @@ class _Reader:
         return None
 
 
-def read_records(stream: Iterable[str]) -> Iterator[Entry]:
+def read_records(stream: Iterable[str], first_line: int = 1) -> Iterator[Entry]:
     """Every record of an LDIF text; comments, ``version:``, folding and the ldapsearch trailer handled.
-    A broken line becomes a problem of the record it is in (with its line number), not an exception."""
+    A broken line becomes a problem of the record it is in (with its line number), not an exception.
+    ``first_line``: the number of the text's first line (a piece of a bigger text, cut after an empty line)."""
     reader = _Reader()
     take = reader.take
     entry: Entry | None = None  # reader.entry, kept at hand
     current: str | None = None  # the logical line being read (a folded line goes on in the next ones)
     start = 0
-    number = 0
+    number = first_line - 1
     for lines in _physical_lines(stream):
         for line in lines:
             number += 1
@@ -290,10 +292,11 @@ def _issue_text(cls: EntryClass, issue: Issue, lines: dict[str, list[int]]) -> s
     return f"{where}: {issue.message} (rule: {issue.rule})"
 
 
-def _validate(stream: Iterable[str], report: ImportReport, lenient: bool) -> Iterator[Pending]:
+def _validate(stream: Iterable[str], report: ImportReport, lenient: bool, first_line: int = 1) -> Iterator[Pending]:
     """The valid registry records of an LDIF text, one by one; every other record goes to ``report``
-    (rejected with its DN, line, attribute and rule, or skipped when it is not a registry record)."""
-    for entry in read_records(stream):
+    (rejected with its DN, line, attribute and rule, or skipped when it is not a registry record).
+    ``first_line`` as in ``read_records``."""
+    for entry in read_records(stream, first_line):
         if entry.problems:
             report.rejected.append(Rejection(entry.dn, entry.problems, entry.line))
             continue
