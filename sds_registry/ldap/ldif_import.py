@@ -4,10 +4,10 @@ Records are stored exactly as the LDIF has them: unlike the write services no de
 search answers as slapd does on the same file. A ``create`` into an empty registry from a stream that can be
 read again (a file) first tries the fast first load (services.first_load: rows straight in, clashes looked for
 once at the end); if the input breaks any rule that load is rolled back (a SAVEPOINT) and the stream read again
-the careful way below, so the report is the same either way. The careful ``create`` streams: records are checked and inserted
-CHUNK at a time (memory holds one chunk and its keys: a key clashing with an earlier, stored chunk is found
-in the database, named as this input's own; on a first load only a key a Bloom filter of the stored ones may
-hold is looked for); after the first rejection nothing more is inserted (the keys
+the careful way below, so the report is the same either way. The careful ``create`` streams: records are
+checked and inserted CHUNK at a time (memory holds one chunk and its keys: a key clashing with an earlier, stored
+chunk is found in the database, named as this input's own; into an empty registry only a key a Bloom filter of
+the stored ones may hold is looked for); after the first rejection nothing more is inserted (the keys
 of the chunks not stored are then kept to find duplicates among them), and the caller, seeing ``report.ok``
 false, rolls back what was. Every entry is still checked, so the report lists them all. ``create`` records
 one ``import`` audit event; ``upsert`` and ``sync`` hold the file's records in memory (a record is deleted
@@ -97,7 +97,7 @@ def _first_load(session: Session, stream: IO[str], lenient: bool, actor: Actor, 
         deferred = bulk.defer_indexes(session, probed=True)
         if not deferred:  # a reader holds a table (PostgreSQL): the careful path loads with the indexes
             raise first_load.Clash("the tables are in use")
-        load = first_load.FirstLoad(session)
+        load = first_load.FirstLoad(session, deferred)
         kinds = {name: bulk.KINDS[kind] for name, kind in KIND_OF_CLASS.items()}
         for p in records:
             if report.rejected:
@@ -106,8 +106,6 @@ def _first_load(session: Session, stream: IO[str], lenient: bool, actor: Actor, 
         if report.rejected:
             raise first_load.Clash("a rejected record")
         load.finish()
-        bulk.build_indexes(session, deferred)
-        load.check()
     except first_load.Clash:
         records.close()  # ends the checking worker
         savepoint.rollback()

@@ -2,10 +2,12 @@
 
 Loading a fresh registry from an SDS dump (``sds import --mode create`` into an empty directory) is where the
 careful path (``services.sync`` plans every chunk, ``bulk.clashes`` keys each record against all before it)
-costs most and finds least. Here records go straight to executemany / COPY with the unique constraints standing
-(a clash they see raises at once) and every other index dropped (``bulk.defer_indexes(probed=True)``, built in
-one pass at the end); the rules no constraint holds (ASIDs and MHS identifiers compared without case, sharing
-ou=Services; a party key and interaction without case) are asked of the built indexes in ``check``. A broken
+costs most and finds least. Here records go straight to executemany / COPY, every secondary index dropped
+(``bulk.defer_indexes(probed=True)``) and built in one pass at the end. On SQLite the unique constraints stand (a
+clash they see raises at once); PostgreSQL can drop constraints, so its unique and foreign keys go too and are
+added again at the end (each one sort or one join instead of an index insert or a trigger per row: a load
+costs the server half). Then the rules no constraint holds (ASIDs and MHS identifiers compared without case,
+sharing ou=Services; a party key and interaction without case) are asked of the built indexes. A broken
 rule raises ``Clash`` and nothing here explains it: the caller rolls the load back (it runs in a SAVEPOINT) and
 takes the careful path, whose report names every problem. So a good file loads fast and a bad one answers
 exactly as it always did. Takes a Session whose transaction holds the tables; never commits.
@@ -16,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import ForeignKeyConstraint, UniqueConstraint, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.schema import AddConstraint, DropConstraint
 
 from sds_registry.db import utcnow
 from sds_registry.services import bulk
@@ -43,11 +46,13 @@ class _Table:
 
 class FirstLoad:
     """Records in, rows out: ``add`` each record (a Pending's values, as ``sync._as_given`` would store them),
-    then ``finish`` (the last rows, the id sequences), build the dropped indexes, then ``check``."""
+    then ``finish``. ``indexes``: what bulk.defer_indexes dropped (the caller holds the tables)."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, indexes: list[Any]) -> None:
         self.session = session
+        self.indexes = indexes
         self.postgres = session.get_bind().dialect.name == "postgresql"
+        self.constraints = _drop_constraints(session) if self.postgres else []
         # sqlite3 would turn the datetime into this text (its default adapter) once per row; done once here
         self.now: Any = utcnow() if self.postgres else utcnow().isoformat(" ")
         session.flush()
@@ -96,13 +101,22 @@ class FirstLoad:
         t.child_rows = [[] for _ in t.children]
 
     def finish(self) -> None:
-        """Write what waits; on PostgreSQL move each id sequence past the ids given (one nextval was taken)."""
+        """Write what waits, build the indexes and constraints, then ``check``; on PostgreSQL move each id
+        sequence past the ids given (one nextval was taken)."""
         for t in self.tables.values():
             if t.rows:
                 self._write(t)
             if self.postgres and t.next_id > t.first_id + 1:
                 seq = self.session.scalar(select(func.pg_get_serial_sequence(t.kind.table.name, "id")))
                 self.session.execute(select(func.setval(seq, t.next_id - 1)))
+        bulk.build_indexes(self.session, self.indexes)
+        connection = self.session.connection()
+        try:
+            for constraint in self.constraints:  # unique ones first: a foreign key's check reads the parents
+                connection.execute(AddConstraint(constraint))
+        except self.integrity as exc:
+            raise Clash(str(exc)) from exc
+        self._check()
 
     def counts(self, chunk: int) -> dict[str, dict[str, int]]:
         """Created counts by kind, ordered as the careful path (``chunk`` records a plan) first reports them."""
@@ -111,7 +125,7 @@ class FirstLoad:
         return {k: {"created": self.tables[bulk.KINDS[k]].next_id - self.tables[bulk.KINDS[k]].first_id}
                 for k in kinds}
 
-    def check(self) -> None:
+    def _check(self) -> None:
         """Raise Clash if two records share a key no constraint compares (run once the indexes are built)."""
         a, m = bulk.AS.table.c, bulk.MHS.table.c
         doubled = [
@@ -124,3 +138,17 @@ class FirstLoad:
         for query in doubled:
             if self.session.execute(query.limit(1)).first() is not None:
                 raise Clash("two records share a key")
+
+
+def _drop_constraints(session: Session) -> list[Any]:
+    """PostgreSQL: drop the unique and foreign keys of the record tables and their value lists (in the load's
+    transaction: a rollback restores them); returned in the order to add them again."""
+    tables = [t for k in (bulk.ORG, bulk.AS, bulk.MHS) for t in (k.table, *(c[1].__table__ for c in k.children))]
+    unique = [c for t in tables for c in sorted(t.constraints, key=lambda c: str(c.name))
+              if isinstance(c, UniqueConstraint)]
+    foreign = [c for t in tables for c in sorted(t.constraints, key=lambda c: str(c.name))
+               if isinstance(c, ForeignKeyConstraint)]
+    connection = session.connection()
+    for constraint in (*foreign, *unique):
+        connection.execute(DropConstraint(constraint))
+    return [*unique, *foreign]
