@@ -222,39 +222,56 @@ def _field(cls: EntryClass, name: str) -> dit.Field | None:
     return found
 
 
-def _to_record(
-    cls: EntryClass, entry: Entry
-) -> tuple[dict[str, Any], list[str], list[str], dict[str, list[int]]]:
-    """Registry fields from LDAP attributes, problems as reason strings, attributes we do not hold, and the
-    line of every value of each field (for messages)."""
+#: class name -> attribute as written -> (field, whether it is a list), None (ignored) or _UNKNOWN; see _slot
+_SLOTS: dict[str, dict[str, tuple[str, bool] | None]] = {}
+_UNKNOWN = ("", False)  # the slot of an attribute the class does not hold
+_NOT_SEEN = ("", True)
+
+
+def _slot(cls: EntryClass, name: str) -> tuple[str, bool] | None:
+    """Where an attribute (as written) goes, reduced to what ``_to_record`` needs. Memoised, bounded."""
+    f = _field(cls, name)
+    slot = None if f is _SKIP else _UNKNOWN if f is None else (f.field, f.child is not None)
+    known = _SLOTS.setdefault(cls.name, {})
+    if len(known) < 10000:
+        known[name] = slot
+    return slot
+
+
+def _to_record(cls: EntryClass, entry: Entry) -> tuple[dict[str, Any], list[str], list[str]]:
+    """Registry fields from LDAP attributes, problems as reason strings, and attributes we do not hold. Lines
+    for messages are ``_lines``' (found again only for a record with something to say)."""
     data: dict[str, Any] = {}
     problems: list[str] = []
     unknown: list[str] = []
-    lines: dict[str, list[int]] = {}
-    known = _FIELDS.get(cls.name) or _FIELDS.setdefault(cls.name, {})
+    slots = _SLOTS.get(cls.name) or _SLOTS.setdefault(cls.name, {})
     for name, value, number in entry.attrs:
-        f = known[name] if name in known else _field(cls, name)
-        if f is _SKIP:
+        slot = slots.get(name, _NOT_SEEN)
+        if slot is _NOT_SEEN:
+            slot = _slot(cls, name)
+        if slot is None:
             continue
-        if f is None:
+        if slot is _UNKNOWN:
             unknown.append(name)
-            lines.setdefault(name, []).append(number)
             continue
         if value == "":
             continue  # SDS dumps print some empty values (e.g. nhsMHSRetries); LDAP has no empty strings
-        if f.child is not None:
-            data.setdefault(f.field, []).append(value)
-            lines.setdefault(f.field, []).append(number)
-        elif f.field in data:
-            if data[f.field] != value:
-                problems.append(f"{f.attr} (line {number}): more than one value (rule: single-value)")
-        else:
-            data[f.field] = value
-            lines[f.field] = [number]
+        field, many = slot
+        if many:
+            values = data.get(field)
+            if values is None:
+                data[field] = [value]
+            else:
+                values.append(value)
+        elif field not in data:
+            data[field] = value
+        elif data[field] != value:
+            f = _field(cls, name)
+            problems.append(f"{f.attr if f else name} (line {number}): more than one value (rule: single-value)")
     try:
         rdn_value, parent_key = _split_dn(entry.dn)
     except dn.InvalidDN as exc:
-        return data, [f"dn (line {entry.line}): {exc} (rule: dn-syntax)"], unknown, lines
+        return data, [f"dn (line {entry.line}): {exc} (rule: dn-syntax)"], unknown
     if rdn_value is None or parent_key != cls.parent_key:
         problems.append(f"dn (line {entry.line}): must be uniqueIdentifier=<id>,{cls.parent} (rule: dn)")
     else:
@@ -263,7 +280,20 @@ def _to_record(
             problems.append(f"uniqueIdentifier: {data[cls.key_field]!r} differs from the DN (rule: rdn)")
     if cls is dit.MHS and data.get("unique_identifier") and not data.get("cpa_id"):
         data["cpa_id"] = data["unique_identifier"]
-    return data, problems, unknown, lines
+    return data, problems, unknown
+
+
+def _lines(cls: EntryClass, entry: Entry) -> dict[str, list[int]]:
+    """The line of every value of each field (of a single-valued one, its first), and of each attribute we do
+    not hold, for messages."""
+    lines: dict[str, list[int]] = {}
+    for name, value, number in entry.attrs:
+        f = _field(cls, name)
+        if f is None:
+            lines.setdefault(name, []).append(number)
+        elif f is not _SKIP and value != "" and (f.child is not None or f.field not in lines):
+            lines.setdefault(f.field, []).append(number)
+    return lines
 
 
 def _split_dn(entry_dn: str) -> tuple[str | None, tuple[Any, ...]]:
@@ -305,8 +335,9 @@ def _validate(stream: Iterable[str], report: ImportReport, lenient: bool, first_
             classes = ", ".join(v for a, v, _ in entry.attrs if a.lower() == "objectclass") or "none"
             report.skipped.append((entry.dn, f"not a registry record (objectClass: {classes})"))
             continue
-        data, problems, unknown, lines = _to_record(cls, entry)
-        if not lenient:
+        data, problems, unknown = _to_record(cls, entry)
+        if unknown and not lenient:
+            lines = _lines(cls, entry)
             problems += [f"{n} line {lines[n][0]}: not an attribute of {cls.name} here (rule: unknown-attribute)"
                          for n in unknown]
         try:
@@ -315,6 +346,7 @@ def _validate(stream: Iterable[str], report: ImportReport, lenient: bool, first_
             else:
                 cleaned = _CLEAN[cls.name](data, lenient=lenient)
         except InvalidIdentifier as exc:
+            lines = _lines(cls, entry)
             problems += [_issue_text(cls, i, lines) for i in exc.issues]
             cleaned = None
         if problems or cleaned is None:

@@ -488,3 +488,18 @@ def test_first_load_keeps_the_indexes_a_reader_holds(db: Engine, monkeypatch: py
         assert report.ok, report.lines()
         s.rollback()
         reader.rollback()
+
+
+def test_a_second_value_of_a_single_valued_attribute_names_its_own_line(db: Engine) -> None:
+    """Each message names the attribute as written on the offending line (two attributes may feed one field)."""
+    two_ia = mhs("aaaa1111", GOOD, extra=f"nhsMhsSvcIA: {GPC}fhir:rest:read:patient-1")
+    org = ("dn: uniqueIdentifier=B81001,ou=Organisations,o=nhs\nobjectClass: nhsOrg\nuniqueIdentifier: B81001\n"
+           "nhsIDCode: B81002\no: Practice\n")
+    with make_sessionmaker(db)() as s:
+        report = import_ldif(s, io.StringIO(two_ia + "\n" + org))
+        s.rollback()
+    reasons = {r.dn.split(",")[0]: r.reasons for r in report.rejected}
+    assert reasons == {
+        "uniqueIdentifier=aaaa1111": ["nhsMhsSvcIA (line 10): more than one value (rule: single-value)"],
+        "uniqueIdentifier=B81001": ["nhsIDCode (line 15): more than one value (rule: single-value)"],
+    }
