@@ -107,3 +107,22 @@ def test_trailing_slash_always_reported(ods: str) -> None:
 @given(st.text(alphabet="0123456789", min_size=12, max_size=12))
 def test_any_twelve_digits_is_an_asid(value: str) -> None:
     assert formats.asid(value) == value
+
+
+@given(st.from_regex(r"[0-9]{4}(0[0-9]|1[0-3])([0-3][0-9])([0-2][0-9])[0-6][0-9][0-6][0-9]", fullmatch=True))
+def test_spine_date_accepts_what_strptime_accepts(text: str) -> None:
+    """The calendar check reads the fields at fixed places; on 14 digits that is strptime's answer (months 13,
+    days 31 of short months, 24:00, second 60 and leap days among the draws)."""
+    from datetime import datetime
+
+    try:
+        datetime.strptime(text, "%Y%m%d%H%M%S")
+        real = True
+    except ValueError:
+        real = False
+    if real:
+        assert formats.spine_date(text) == text
+    else:
+        with pytest.raises(InvalidIdentifier) as caught:
+            formats.spine_date(text)
+        assert caught.value.issues[0].rule == "date-value"
