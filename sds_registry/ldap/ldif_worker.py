@@ -42,8 +42,8 @@ from sds_registry.ldap.ldif_store import ImportReport, Pending
 PARALLEL_MIN_BYTES = 16 << 20
 WORKERS = 2  # checking processes (1 works too: the blocks then all go to one)
 BATCH = 1000  # records per message
-AHEAD = 6  # messages read ahead of the caller per worker: the workers go on checking while the caller stores
-QUEUED = 2  # blocks waiting for each worker: one slower block does not leave the other worker idle
+AHEAD = 3  # messages (about a block each) read ahead of the caller per worker: they check while it stores
+QUEUED = 1  # blocks waiting for each worker (beside the one being sent): one slow block leaves no worker idle
 _CUT = re.compile(r"\n\r*\n(?=[^ ])")  # the end of an empty line (CRLF too) that no continuation line follows
 _FRAME = struct.Struct("<qq")  # before each block sent to a worker: the number of its first line, its bytes
 _CLASSES = {c.name: c for c in dit.ENTRY_CLASSES}
@@ -117,7 +117,7 @@ def _in_workers(source: _Blocks, report: ImportReport, lenient: bool) -> Iterato
     count = len(workers)
     failed: list[BaseException] = []
     stop = threading.Event()
-    sending: list[queue.Queue[bytes | None]] = [queue.Queue(QUEUED) for _ in workers]
+    sending: list[queue.Queue[tuple[bytes, bytes] | None]] = [queue.Queue(QUEUED) for _ in workers]
     received: list[queue.Queue[list[tuple[Any, ...]] | None]] = [queue.Queue(AHEAD) for _ in workers]
 
     def feed() -> None:
@@ -126,14 +126,14 @@ def _in_workers(source: _Blocks, report: ImportReport, lenient: bool) -> Iterato
         try:
             for k, (line, text) in enumerate(_blocks_of(source.read)):
                 data = text.encode("utf-8", "surrogatepass")
-                if not _put(sending[k % count], _FRAME.pack(line, len(data)) + data, stop):
+                if not _put(sending[k % count], (_FRAME.pack(line, len(data)), data), stop):
                     return
         except BaseException as exc:  # noqa: BLE001  (handed to the caller, which raises it)
             failed.append(exc)
         for frames in sending:
             _put(frames, None, stop)  # the end of the text (an early one when reading failed)
 
-    def send(pipe: IO[bytes], frames: queue.Queue[bytes | None]) -> None:
+    def send(pipe: IO[bytes], frames: queue.Queue[tuple[bytes, bytes] | None]) -> None:
         """Write one worker's blocks to its stdin; None (or a stop) closes it."""
         try:
             while not stop.is_set():
@@ -143,7 +143,8 @@ def _in_workers(source: _Blocks, report: ImportReport, lenient: bool) -> Iterato
                     continue
                 if frame is None:
                     break
-                pipe.write(frame)
+                pipe.write(frame[0])
+                pipe.write(frame[1])
                 pipe.flush()
         except OSError:
             pass  # the worker is gone: the caller says so
@@ -240,7 +241,9 @@ def _work(text: IO[bytes], out: IO[bytes], lenient: bool) -> None:
             data = text.read(size)
             if len(data) != size:
                 raise EOFError(f"a block of {size} bytes ended after {len(data)}")
-            for p in _validate(io.StringIO(data.decode("utf-8", "surrogatepass")), report, lenient, first_line):
+            block = _Blocks([data.decode("utf-8", "surrogatepass")], str)  # not StringIO: 4 bytes a character
+            del data
+            for p in _validate(block, report, lenient, first_line):
                 if report.rejected or report.skipped:
                     notes()
                 batch.append((p.cls.name, p.dn, p.values, p.flags, p.line))
