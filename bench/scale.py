@@ -13,9 +13,9 @@ FHIR API's /Endpoint and /Device searches and /api/resolve. Every answer is chec
 Figures: load wall seconds against slapadd's (goal: at most 2x; CPU seconds beside them for information:
 the import checks a big LDIF in worker processes while it stores; beside them the command's fixed start, an
 import of an LDIF with no records, which alone is more than 2x slapadd's load of 100 practices), the import's
-peak RSS (it streams: flat across sizes), database size against the mdb's pages in use (goal: at most 2x), the server's CPU
-microseconds per lookup (all its processes, from /proc: steadier than latency on a shared machine; goal: the
-largest size at most 1.2x the smallest) with the median latency beside it, and the largest RSS of any server
+peak RSS (it streams: flat across sizes), database size against the mdb's pages in use (goal: at most 2x), the
+server's CPU microseconds per lookup (all its processes, from /proc: steadier than latency on a shared machine;
+goal: the largest size at most 1.2x the smallest) with the median latency beside it, and the largest RSS of any server
 process at each size (goal: at most 300 MB at 100,000). PostgreSQL is a throwaway server (tests/support/postgres.py,
 fsync off as slapadd -q also skips syncs). The table ends with one line per goal: met or NOT met.
 """
@@ -134,7 +134,7 @@ def sds(url: str, *args: str) -> tuple[float, float, float]:
     """Run ``sds ARGS`` on ``url``: (wall s, CPU s from its rusage, peak RSS MiB).
 
     The peak is the child's VmHWM, read from /proc while it runs (its last reading, taken at most 0.2 s before
-    the end), plus that of each process under it (the import's LDIF checking worker): the rusage figure would
+    the end), plus that of each process under it (the import's LDIF checking workers): the rusage figure would
     not do, as Linux carries the forking process's high-water mark over exec, and this process holds a sample
     and the generator's identifiers of two million entries. CPU seconds include the waited-for processes."""
     env = {**os.environ, "SDS_DATABASE_URL": url, "SDS_LOG_LEVEL": "WARNING"}
@@ -476,7 +476,7 @@ def report(rows: list[Row], refs: dict[int, Reference]) -> list[str]:
         lines += [f"FULL SCAN {r.backend} {r.practices}: {plan}" for plan in r.full_scans]
     if not any(r.full_scans for r in rows):
         lines.append("LDAP lookup plans: index probes at every size (no full scan of a records table)")
-    for r in rows:  # the goal is load time; CPU for information (the import checks in a second process)
+    for r in rows:  # the goal is load time; CPU for information (the import checks in worker processes)
         lines.append(f"{r.backend} {r.practices}: load / slapadd (CPU, for information)".ljust(62)
                      + f"{r.load_cpu_s / refs[r.practices].load_cpu_s:>8.2f}")
     for what, figure, goal in goals(rows, refs):
