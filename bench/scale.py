@@ -7,7 +7,8 @@ Connect interaction it serves, about 20 entries; 100,000 practices are about two
 once (cached under --work) and loaded by ``slapadd`` into slapd's mdb (our schema, the equality indexes of
 bench/ldapkit/slapd.py) and by ``sds import`` into each backend. Then one ``sds serve`` (one worker per facade)
 answers the lookups a GP Connect consumer makes, each timed over --lookups practices sampled across the
-directory: the LDAP lookup (step 1 endpoint and party key, step 2 ASID: one lookup is both searches), the SDS
+directory: the LDAP lookup (step 1 endpoint and party key, step 2 ASID: one lookup is both searches; the answer
+cache off, or a repeated lookup would not touch the directory), the SDS
 FHIR API's /Endpoint and /Device searches and /api/resolve. Every answer is checked against the data.
 
 Figures: load wall seconds against slapadd's (goal: at most 2x; CPU seconds beside them for information:
@@ -329,7 +330,8 @@ def measure(url: str, sample: list[Practice], folder: Path, rounds: int,
     """(server CPU µs per lookup, median latency ms, RSS MiB per process) with one sds serve on ``url``: each
     round asks every sampled practice's lookup, over and over for at least ``seconds`` (/proc counts CPU in 10 ms
     ticks: a pass must be long enough for them)."""
-    env = {"SDS_LDAP_WORKERS": "1", "SDS_HTTP_WORKERS": "1", "SDS_HTTP_THREADS": "1"}
+    # The LDAP answer cache off: a kept answer costs the same at any size, and the lookups repeat the sample
+    env = {"SDS_LDAP_WORKERS": "1", "SDS_HTTP_WORKERS": "1", "SDS_HTTP_THREADS": "1", "SDS_LDAP_CACHE_BYTES": "0"}
     with sds_serve(url, folder, ssp=False, env=env) as server, clients(server) as calls:
         asks = [(p, ia) for p in sample for ia in sorted(p.endpoints)[:1]]
         cpu: dict[str, list[float]] = {name: [] for name in calls}
@@ -405,6 +407,9 @@ def run(sizes: list[int], backends: list[str], work: Path, lookups: int, rounds:
                     if backend == "postgresql":  # COPY and the indexes' upkeep run in the server's processes
                         row.load_cpu_s += tree_cpu(postmaster(pg)) - server_cpu
                     row.db_mb = database_mb(url)
+                    synced = time.perf_counter()
+                    os.sync()  # the load's dirty pages written out now, not by the kernel while lookups are timed
+                    say(f"  {backend}: sync after the load {time.perf_counter() - synced:.1f} s (not in the load time)")
                     if backend == "postgresql":
                         say(f"  postgresql: VACUUM ANALYZE after the load {settle(url):.1f} s (not in the load time)")
                     row.full_scans = full_scans(url, sample[0])
