@@ -97,6 +97,8 @@ def _first_load(session: Session, stream: IO[str], lenient: bool, actor: Actor, 
         deferred = bulk.defer_indexes(session, probed=True)
         if not deferred:  # a reader holds a table (PostgreSQL): the careful path loads with the indexes
             raise first_load.Clash("the tables are in use")
+        if any(bulk.last_ids(session).values()):  # a writer committed before the tables were held
+            raise first_load.Clash("the registry is no longer empty")
         load = first_load.FirstLoad(session, deferred)
         kinds = {name: bulk.KINDS[kind] for name, kind in KIND_OF_CLASS.items()}
         for p in records:
