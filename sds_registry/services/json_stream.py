@@ -30,6 +30,9 @@ class _Reader:
         self.line = 1  # line number of buf[0]
         self.line_start = 0  # offset in buf where self.line starts (may be negative once dropped)
         self.eof = False
+        # where() counted lines up to mark: (offset in buf, its line, offset where that line starts), so asking
+        # for each item's line counts each stretch of the buffer once, not from its start every time
+        self.mark = (0, 1, 0)
 
     def _fill(self) -> bool:
         if self.eof:
@@ -47,15 +50,19 @@ class _Reader:
             self.line_start -= self.pos
         self.buf = self.buf[self.pos :] + more
         self.pos = 0
+        self.mark = (0, self.line, self.line_start)
         return True
 
     def where(self, pos: int | None = None) -> tuple[int, int]:
         """(line, column) of ``pos`` in the buffer (default: the current position)."""
         pos = self.pos if pos is None else pos
-        newlines = self.buf.count("\n", 0, pos)
+        start, line, line_start = self.mark if pos >= self.mark[0] else (0, self.line, self.line_start)
+        newlines = self.buf.count("\n", start, pos)
         if newlines:
-            return self.line + newlines, pos - self.buf.rindex("\n", 0, pos)
-        return self.line, pos - self.line_start + 1
+            line += newlines
+            line_start = self.buf.rindex("\n", start, pos) + 1
+        self.mark = (pos, line, line_start)
+        return line, pos - line_start + 1
 
     def fail(self, message: str, pos: int | None = None) -> JsonFormatError:
         line, column = self.where(pos)

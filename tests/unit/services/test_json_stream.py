@@ -44,3 +44,19 @@ def test_errors_name_line_and_column(monkeypatch: pytest.MonkeyPatch, text: str,
     monkeypatch.setattr(json_stream, "READ", 3)
     with pytest.raises(json_stream.JsonFormatError, match=where):
         list(json_stream.items(io.StringIO(text)))
+
+
+@pytest.mark.parametrize("read", [3, 64, 1 << 16])
+def test_lines_of_many_items_across_reads(monkeypatch: pytest.MonkeyPatch, read: int) -> None:
+    """Lines are counted on from the last item asked about, not from the buffer's start each time: the same
+    answers, item after item, across reads (indented, so items start on every other line)."""
+    monkeypatch.setattr(json_stream, "READ", read)
+    document = {"a": [{"n": n, "text": "x\\n" * (n % 3)} for n in range(200)], "b": [{"m": 1}, {"m": 2}]}
+    text = json.dumps(document, indent=1)
+    lines = text.split("\n")
+    starts = [i + 1 for i, line in enumerate(lines) if line in (" {", "  {")]
+    got = [line for _, _, line, _ in json_stream.items(io.StringIO(text))]
+    assert got == starts and len(got) == 202
+    broken = text[:-30] + "?" + text[-29:]  # an error after all those items still names its own line
+    with pytest.raises(json_stream.JsonFormatError, match=f"line {broken[:-29].count(chr(10)) + 1} "):
+        list(json_stream.items(io.StringIO(broken)))
