@@ -8,7 +8,10 @@ inputs, which generate identifiers: create mode only). Every record is validated
 Import modes (``services.sync``): ``create`` (default; a record already stored is rejected), ``upsert``,
 ``sync``. ``create`` streams: the file is read item by item (``json_stream``) and stored CHUNK records at a
 time (a record clashing with an earlier, stored chunk is found in the database), with one ``import`` audit
-event; ``upsert``/``sync`` hold the file's records and audit each change. A record carrying ``flags`` was
+event. Into an empty registry, from a stream that can be read again, ``create`` first tries the fast first
+load (``services.first_load``; on any rejection it is rolled back and the stream read again this way, so
+the report is the same); ``upsert``/``sync`` hold the file's records and audit each change. A record carrying
+``flags`` was
 stored leniently: it re-imports only with ``lenient`` (and keeps its flags).
 The caller commits only when the report has no rejections: all or nothing.
 """
@@ -25,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from sds_registry.errors import InvalidIdentifier, RegistryError
 from sds_registry.models import AuditEvent, DataSharingAgreement
-from sds_registry.services import bulk, json_stream, sync
+from sds_registry.services import bulk, first_load, json_stream, sync
 from sds_registry.services.registration import register_consumer, register_provider
 from sds_registry.services.writes import CLI_ACTOR, Actor
 
@@ -80,6 +83,7 @@ class ImportReport:
     skipped: dict[str, int] = field(default_factory=dict)  # already present (seed: skip_existing)
     rejected: list[Rejection] = field(default_factory=list)
     flagged: int = 0
+    first_load: bool = False  # stored by the fast first load (services.first_load), not the careful path
 
     @property
     def ok(self) -> bool:
@@ -143,6 +147,14 @@ def import_directory(session: Session, source: Any, actor: Actor = CLI_ACTOR, *,
         report.rejected.append(Rejection("$", -1, "-", ["the file must hold a JSON object"]))
         return report
     plan_mode: sync.Mode = "upsert" if skip_existing else mode
+    seekable = getattr(source, "seekable", None)
+    if plan_mode == "create" and (isinstance(source, Mapping) or (seekable is not None and seekable())):
+        start = 0 if isinstance(source, Mapping) else source.tell()
+        fast = _first_load(session, source, actor, lenient, progress)
+        if fast is not None:
+            return fast
+        if not isinstance(source, Mapping):
+            source.seek(start)
     seen: dict[tuple[str, str], str] = {}
     since = bulk.last_ids(session) if plan_mode == "create" else None
     deferred = bulk.defer_indexes(session) if plan_mode == "create" else []
@@ -216,6 +228,65 @@ def import_directory(session: Session, source: Any, actor: Actor = CLI_ACTOR, *,
     for section, index, line, data in registrations:
         _register(session, report, section, index, line, data, actor, skip_existing)
     if report.ok and (plan_mode == "create" or skip_existing) and (report.created or report.flagged):
+        session.add(AuditEvent(actor=actor.name, action="import", record_type="directory",
+                               record_key=getattr(source, "name", "json")[-255:],
+                               after=json.dumps({"created": report.created, "lenient": lenient}, sort_keys=True)))
+        session.flush()
+    return report
+
+
+def _first_load(session: Session, source: Mapping[str, Any] | IO[str], actor: Actor, lenient: bool,
+                progress: Callable[[int], None] | None) -> ImportReport | None:
+    """``source`` stored by services.first_load in a SAVEPOINT, or None (nothing kept) when the registry
+    holds records, the tables cannot be held, or anything in the file would be rejected."""
+    if any(bulk.last_ids(session).values()):
+        return None
+    report = ImportReport(mode="create")
+    registrations: list[tuple[str, int, int, dict[str, Any]]] = []
+    agreements: list[sync.Desired] = []
+    savepoint = session.begin_nested()
+    try:
+        deferred = bulk.defer_indexes(session, probed=True)
+        if not deferred or any(bulk.last_ids(session).values()):
+            raise first_load.Clash("the tables are in use or no longer empty")
+        load = first_load.FirstLoad(session, deferred)
+        for section, index, line, item in _items(source):
+            if progress:
+                progress(1)
+            if section not in SECTIONS or index < 0 or not isinstance(item, dict):
+                raise first_load.Clash("not a list of records")
+            clean = {k: v for k, v in item.items() if k not in _META}
+            if section in ("providers", "consumers"):
+                registrations.append((section, index, line, clean))
+                continue
+            flags = clean.pop("flags", None) or []
+            if flags and not lenient:
+                raise first_load.Clash("flags without lenient")
+            d = sync.Desired(RECORD_SECTIONS[section], clean, f"{section}[{index}]", tuple(map(str, flags)))
+            if d.kind == sync.AGREEMENT:
+                agreements.append(d)
+                continue
+            try:
+                row = sync._prepare(d, lenient, True, "create")
+            except (InvalidIdentifier, ValueError) as exc:
+                raise first_load.Clash(str(exc)) from exc
+            load.add(row.kind, sync._target(row, None, True), row.flags)
+        load.finish()
+        plan = sync.build_plan(session, agreements, mode="create", lenient=lenient, seen={})
+        if not plan.ok:
+            raise first_load.Clash("an agreement")
+    except (first_load.Clash, json_stream.JsonFormatError):
+        savepoint.rollback()
+        return None
+    sync.apply_plan(session, plan, actor, audit="none")
+    report.add(load.counts(CHUNK))
+    report.add(plan.counts())
+    report.flagged = load.flagged
+    report.first_load = True
+    savepoint.commit()
+    for section, index, line, data in registrations:
+        _register(session, report, section, index, line, data, actor, False)
+    if report.ok and (report.created or report.flagged):
         session.add(AuditEvent(actor=actor.name, action="import", record_type="directory",
                                record_key=getattr(source, "name", "json")[-255:],
                                after=json.dumps({"created": report.created, "lenient": lenient}, sort_keys=True)))
