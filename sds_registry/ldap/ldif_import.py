@@ -88,18 +88,11 @@ def _first_load(session: Session, stream: IO[str], lenient: bool, actor: Actor, 
                 flags: Mapping[str, list[str]]) -> ImportReport | None:
     """Load ``stream`` into an empty registry through services.first_load, in a SAVEPOINT; None (and nothing
     kept) when the registry holds records, the tables cannot be held, or the input breaks any rule."""
-    if any(bulk.last_ids(session).values()):
-        return None
     report = ImportReport(mode="create")
     records = _flagged(stream, report, lenient, flags)
     savepoint = session.begin_nested()
     try:
-        deferred = bulk.defer_indexes(session, probed=True)
-        if not deferred:  # a reader holds a table (PostgreSQL): the careful path loads with the indexes
-            raise first_load.Clash("the tables are in use")
-        if any(bulk.last_ids(session).values()):  # a writer committed before the tables were held
-            raise first_load.Clash("the registry is no longer empty")
-        load = first_load.FirstLoad(session, deferred)
+        load = first_load.FirstLoad(session)
         kinds = {name: bulk.KINDS[kind] for name, kind in KIND_OF_CLASS.items()}
         for p in records:
             if report.rejected:

@@ -288,6 +288,11 @@ def _stale(session: Session, table: str, added: int) -> bool:
     return stale
 
 
+def record_tables() -> list[Any]:
+    """The organisation, AS and MHS tables, each followed by its value-list tables."""
+    return [t for k in (ORG, AS, MHS) for t in (k.table, *(c[1].__table__ for c in k.children))]
+
+
 def defer_indexes(session: Session, probed: bool = False) -> list[Any]:
     """On a first load (no organisation, AS or MHS record stored), drop the record tables' secondary indexes that
     no check of the load probes (not unique, not in PROBED unless ``probed``: a load that probes nothing while it
@@ -298,8 +303,7 @@ def defer_indexes(session: Session, probed: bool = False) -> list[Any]:
     the load to end; when one holds a table now, the indexes stay (the drop waits at most LOCK_WAIT)."""
     if any(session.scalar(select(k.table.c.id).limit(1)) is not None for k in (ORG, AS, MHS)):
         return []
-    tables = [t for k in (ORG, AS, MHS) for t in (k.table, *(c[1].__table__ for c in k.children))]
-    indexes = [ix for t in tables for ix in sorted(t.indexes, key=lambda i: str(i.name))
+    indexes = [ix for t in record_tables() for ix in sorted(t.indexes, key=lambda i: str(i.name))
                if not ix.unique and (probed or ix.name not in PROBED)]
     postgres = session.get_bind().dialect.name == "postgresql"
     try:

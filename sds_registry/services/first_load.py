@@ -46,11 +46,17 @@ class _Table:
 
 class FirstLoad:
     """Records in, rows out: ``add`` each record (a Pending's values, as ``sync._as_given`` would store them),
-    then ``finish``. ``indexes``: what bulk.defer_indexes dropped (the caller holds the tables)."""
+    then ``finish``. Made inside the caller's SAVEPOINT: Clash at once when the registry holds records or its
+    tables cannot be held (a reader holds one on PostgreSQL), checked again once they are (a writer may have
+    committed in between)."""
 
-    def __init__(self, session: Session, indexes: list[Any]) -> None:
+    def __init__(self, session: Session) -> None:
+        self.indexes = bulk.defer_indexes(session, probed=True)  # none when a table holds rows
+        if not self.indexes:
+            raise Clash("the registry holds records, or a reader holds its tables")
+        if any(bulk.last_ids(session).values()):
+            raise Clash("the registry is no longer empty")
         self.session = session
-        self.indexes = indexes
         self.postgres = session.get_bind().dialect.name == "postgresql"
         self.constraints = _drop_constraints(session) if self.postgres else []
         # sqlite3 would turn the datetime into this text (its default adapter) once per row; done once here
@@ -151,7 +157,7 @@ def _folded_twice(table: Any, name: str) -> Any:
 def _drop_constraints(session: Session) -> list[Any]:
     """PostgreSQL: drop the unique and foreign keys of the record tables and their value lists (in the load's
     transaction: a rollback restores them); returned in the order to add them again."""
-    tables = [t for k in (bulk.ORG, bulk.AS, bulk.MHS) for t in (k.table, *(c[1].__table__ for c in k.children))]
+    tables = bulk.record_tables()
     unique = [c for t in tables for c in sorted(t.constraints, key=lambda c: str(c.name))
               if isinstance(c, UniqueConstraint)]
     foreign = [c for t in tables for c in sorted(t.constraints, key=lambda c: str(c.name))

@@ -239,17 +239,12 @@ def _first_load(session: Session, source: Mapping[str, Any] | IO[str], actor: Ac
                 progress: Callable[[int], None] | None) -> ImportReport | None:
     """``source`` stored by services.first_load in a SAVEPOINT, or None (nothing kept) when the registry
     holds records, the tables cannot be held, or anything in the file would be rejected."""
-    if any(bulk.last_ids(session).values()):
-        return None
     report = ImportReport(mode="create")
     registrations: list[tuple[str, int, int, dict[str, Any]]] = []
     agreements: list[sync.Desired] = []
     savepoint = session.begin_nested()
     try:
-        deferred = bulk.defer_indexes(session, probed=True)
-        if not deferred or any(bulk.last_ids(session).values()):
-            raise first_load.Clash("the tables are in use or no longer empty")
-        load = first_load.FirstLoad(session, deferred)
+        load = first_load.FirstLoad(session)
         for section, index, line, item in _items(source):
             if progress:
                 progress(1)
