@@ -15,8 +15,8 @@ from bench.ldapkit import data as kit_data
 from sds_registry.db import make_sessionmaker
 from sds_registry.ldap.ldif import import_ldif
 from sds_registry.services import bulk
-from sds_registry.services.transfer import ImportReport, export_records, import_directory
-from tests.functional.ldap.test_ldif_first_load import OneWay, tables
+from sds_registry.services.transfer import export_records, import_directory
+from tests.support.first_load import both
 
 
 @pytest.fixture
@@ -35,22 +35,11 @@ def document(db: Engine, tmp_path: Path) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-def both(db: Engine, text: str, **options: Any) -> tuple[ImportReport, ImportReport, Any, Any]:
-    with make_sessionmaker(db)() as s:
-        fast = import_directory(s, io.StringIO(text), **options)
-        fast_rows = tables(s)
-        s.rollback()
-        careful = import_directory(s, OneWay(text), **options)
-        careful_rows = tables(s)
-        s.rollback()
-    return fast, careful, fast_rows, careful_rows
-
-
 def test_json_first_load_stores_exactly_what_the_careful_path_stores(
     db: Engine, document: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(bulk, "BATCH", 7)
-    fast, careful, fast_rows, careful_rows = both(db, json.dumps(document))
+    fast, careful, fast_rows, careful_rows = both(db, import_directory, json.dumps(document))
     assert fast.ok and fast.first_load, fast.lines()
     assert careful.ok and not careful.first_load
     assert fast.lines() == careful.lines() and fast.created["data_sharing_agreements"] == 1
@@ -80,7 +69,7 @@ def _broken(document: dict[str, Any], case: str) -> dict[str, Any]:
 @pytest.mark.parametrize("case", ["ASID twice", "MHS identifier in another case", "a record the rules refuse",
                                   "flags without --lenient", "an agreement twice", "an unknown section"])
 def test_json_first_load_gives_way_on_anything_refused(db: Engine, document: dict[str, Any], case: str) -> None:
-    fast, careful, fast_rows, _ = both(db, json.dumps(_broken(document, case)))
+    fast, careful, fast_rows, _ = both(db, import_directory, json.dumps(_broken(document, case)))
     assert all(not rows for rows in fast_rows.values())  # the caller rolls back; the fast load kept nothing
     assert not fast.ok and not fast.first_load and careful.rejected
     assert fast.lines() == careful.lines()

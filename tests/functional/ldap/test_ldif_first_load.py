@@ -5,66 +5,24 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import Session
 
 from bench.ldapkit import data as kit_data
 from sds_registry.db import make_sessionmaker
 from sds_registry.ldap.ldif import import_ldif
-from sds_registry.ldap.ldif_store import ImportReport
 from sds_registry.models import AccreditedSystem
 from sds_registry.services import bulk
 from sds_registry.services.writes import CLI_ACTOR
 from tests.functional.ldap.test_ldif import GOOD, GPC, _index_names, as_entry, mhs
-
-
-class OneWay:
-    """A text stream that cannot be read again: the import takes the careful path."""
-
-    def __init__(self, text: str) -> None:
-        self.stream = io.StringIO(text)
-        self.name = "<one-way>"
-
-    def read(self, size: int = -1) -> str:
-        return self.stream.read(size)
+from tests.support.first_load import both, tables
 
 
 def org(ods: str, extra: str = "") -> str:
     return (f"dn: uniqueIdentifier={ods},ou=Organisations,o=nhs\nobjectClass: top\nobjectClass: organization\n"
             f"objectClass: nhsOrg\nuniqueIdentifier: {ods}\nnhsIDCode: {ods}\no: Practice {ods}\n{extra}\n")
-
-
-def tables(session: Session) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of the record tables and their value lists, without the timestamps; ids as ranks (1, 2, ...
-    in id order: PostgreSQL's sequences are not rolled back, so a second load into the same database takes
-    other numbers)."""
-    out: dict[str, list[tuple[Any, ...]]] = {}
-    for kind in (bulk.ORG, bulk.AS, bulk.MHS):
-        keep = [c for c in kind.table.c if c.name not in ("id", "created_at", "updated_at")]
-        rows = session.execute(select(kind.table.c.id, *keep).order_by(kind.table.c.id)).all()
-        rank = {r[0]: n for n, r in enumerate(rows, 1)}
-        out[kind.table.name] = [(rank[r[0]], *r[1:]) for r in rows]
-        for _, child, fk, _ in kind.children:
-            t = child.__table__
-            out[t.name] = [(rank[r[0]], *r[1:]) for r in session.execute(
-                select(t.c[fk], *[c for c in t.c if c.name != fk]).order_by(t.c[fk], t.c.position))]
-    return out
-
-
-def both(db: Engine, text: str, **options: Any) -> tuple[ImportReport, ImportReport, dict[str, Any], dict[str, Any]]:
-    """Import ``text`` the fast way and the careful way (each rolled back): the two reports and what each stored."""
-    with make_sessionmaker(db)() as s:
-        fast = import_ldif(s, io.StringIO(text), **options)
-        fast_rows = tables(s)
-        s.rollback()
-        careful = import_ldif(s, OneWay(text), **options)
-        careful_rows = tables(s)
-        s.rollback()
-    return fast, careful, fast_rows, careful_rows
 
 
 def test_first_load_stores_exactly_what_the_careful_path_stores(
@@ -74,7 +32,7 @@ def test_first_load_stores_exactly_what_the_careful_path_stores(
     path = tmp_path / "sds.ldif"
     kit_data.write_ldif(kit_data.stream(12), path)
     text = path.read_text(encoding="utf-8") + org("B81001") + org("B81002", "nhsOrgType: Trust\n")
-    fast, careful, fast_rows, careful_rows = both(db, text)
+    fast, careful, fast_rows, careful_rows = both(db, import_ldif, text)
     assert fast.ok and fast.first_load, fast.lines()
     assert careful.ok and not careful.first_load
     assert fast.lines() == careful.lines()
@@ -86,7 +44,7 @@ def test_first_load_keeps_lenient_flags_as_the_careful_path(db: Engine) -> None:
     text = "\n".join([mhs("eeee5555", GOOD + "/"),
                       mhs("ffff6666", GOOD, ia=GPC + "fhir:rest:read:patient-1", extra="nhsNotAThing: 1"),
                       as_entry("012345678901")])
-    fast, careful, fast_rows, careful_rows = both(db, text, lenient=True)
+    fast, careful, fast_rows, careful_rows = both(db, import_ldif, text, lenient=True)
     assert fast.first_load and fast.ok and fast.flagged == 2
     assert fast.lines() == careful.lines() and fast_rows == careful_rows
 
@@ -112,7 +70,7 @@ def test_first_load_gives_way_to_the_careful_path_on_any_clash(db: Engine, case:
     with db.connect() as c:
         indexes = _index_names(c)
     text = "\n".join(CLASHES[case])
-    fast, careful, _, _ = both(db, text)
+    fast, careful, _, _ = both(db, import_ldif, text)
     assert not fast.ok and not fast.first_load
     assert fast.lines() == careful.lines() and careful.rejected
     with make_sessionmaker(db)() as s:
