@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sds_registry import metrics
 from sds_registry.models import SspDecision
 from tests.functional.ssp.conftest import Pki, Provider, SspServer, free_port, start_ssp, stop_ssp
 from tests.unit.ssp.fixtures import (
@@ -97,7 +98,17 @@ def test_forwarded_requests_are_timed_and_refusals_are_not(ssp: SspServer, direc
                                                             consumer_client: httpx.Client) -> None:
     """sds_ssp_provider_duration_seconds observes each provider round trip; a refusal never reaches one."""
     name = "sds_ssp_provider_duration_seconds_count"
-    before, allowed = ssp.metric(name), ssp.metric("sds_ssp_decisions_total", outcome="ALLOWED")
+    # Another worker process may still hold an earlier test's increments (written within BATCH_SECONDS): the
+    # counts to start from are the ones that stay put for longer than that.
+    def counts() -> tuple[float, float]:
+        return ssp.metric(name), ssp.metric("sds_ssp_decisions_total", outcome="ALLOWED")
+
+    before, allowed = now = counts()
+    for _ in range(20):
+        time.sleep(metrics.BATCH_SECONDS * 1.5)
+        if (now := counts()) == (before, allowed):
+            break
+        before, allowed = now
     assert _get(consumer_client, ssp, f"{FOUNDATIONS}/metadata").status_code == 200
     refused = {**ssp_headers(), "Ssp-InteractionID": SLOTS}
     assert _get(consumer_client, ssp, f"{FOUNDATIONS}/Slot", refused).status_code == 403
